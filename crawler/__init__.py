@@ -1,0 +1,1 @@
+"""backlink-crawler: verify claimed backlinks."""

@@ -1,0 +1,341 @@
+"""The values every stage shares: claims in, results out, and what lies between.
+
+Pure: no I/O, no event loop. Field names of `Result` and `Link` are the public
+output format (see the README); changing one is a breaking change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from crawler import urls
+
+
+class Status(StrEnum):
+    """The verdict on one claim, checked in this order: the first that applies wins."""
+
+    INVALID = "invalid"
+    BLOCKED = "blocked"
+    UNREACHABLE = "unreachable"
+    PAGE_ERROR = "page_error"
+    MISSING = "missing"
+    NOT_INDEXABLE = "not_indexable"
+    NOFOLLOW = "nofollow"
+    VERIFIED = "verified"
+
+
+class Flag(StrEnum):
+    """Facts worth knowing beside the status; a result carries any number of them."""
+
+    NOFOLLOW = "nofollow"
+    SPONSORED = "sponsored"
+    UGC = "ugc"
+    PAGE_NOFOLLOW = "page_nofollow"
+    NOINDEX = "noindex"
+    ROBOTS_INDEX_DISALLOWED = "robots_index_disallowed"
+    CANONICAL_ELSEWHERE = "canonical_elsewhere"
+    EXPIRED = "expired"
+    SOURCE_REDIRECTED = "source_redirected"
+    CROSS_HOST_REDIRECT = "cross_host_redirect"
+    ANCHOR_MISMATCH = "anchor_mismatch"
+    REL_MISMATCH = "rel_mismatch"
+    HIDDEN = "hidden"
+    BOILERPLATE = "boilerplate"
+    MULTIPLE_MATCHES = "multiple_matches"
+    TRUNCATED = "truncated"
+    CRAWL_DELAY_CAPPED = "crawl_delay_capped"
+    BEYOND_INDEX_LIMIT = "beyond_index_limit"
+    WRONG_TARGET = "wrong_target"
+    UNLINKED_MENTION = "unlinked_mention"
+    BOT_CHALLENGE = "bot_challenge"
+    META_REFRESH = "meta_refresh"
+
+
+class MatchMode(StrEnum):
+    """How a link's URL is compared with the claimed target."""
+
+    EXACT = "exact"
+    PAGE = "page"
+    PREFIX = "prefix"
+    DOMAIN = "domain"
+
+
+class ExpectedRel(StrEnum):
+    """The kind of link the buyer paid for."""
+
+    FOLLOW = "follow"
+    NOFOLLOW = "nofollow"
+    SPONSORED = "sponsored"
+    UGC = "ugc"
+
+
+class Region(StrEnum):
+    """Where on the page a link sits; everything but `main` is boilerplate."""
+
+    MAIN = "main"
+    NAV = "nav"
+    HEADER = "header"
+    FOOTER = "footer"
+    ASIDE = "aside"
+    COMMENTS = "comments"
+
+
+class ClaimError(ValueError):
+    """A claim that cannot be checked: names the field and the problem."""
+
+    def __init__(self, field_name: str, problem: str) -> None:
+        super().__init__(f"{field_name}: {problem}")
+        self.field = field_name
+        self.problem = problem
+
+
+def claim_key(source_url: str, target_url: str) -> str:
+    """The default claim id: a stable hash of the two URLs as written."""
+    digest = hashlib.sha256(f"{source_url}\n{target_url}".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """"The page `source_url` contains a link to `target_url`", with what was paid for.
+
+    Built values are valid: a bad URL, rel or match mode raises `ClaimError`.
+    """
+
+    source_url: str
+    target_url: str
+    expected_anchor: str | None = None
+    expected_rel: ExpectedRel | None = None
+    match: MatchMode = MatchMode.PAGE
+    id: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("source_url", "target_url"):
+            problem = urls.problem_with_absolute_http_url(getattr(self, name))
+            if problem:
+                raise ClaimError(name, problem)
+        if self.expected_rel is not None and not isinstance(self.expected_rel, ExpectedRel):
+            object.__setattr__(self, "expected_rel", _enum(ExpectedRel, "expected_rel", self.expected_rel))
+        if not isinstance(self.match, MatchMode):
+            object.__setattr__(self, "match", _enum(MatchMode, "match", self.match))
+        if not self.id:
+            object.__setattr__(self, "id", claim_key(self.source_url, self.target_url))
+        object.__setattr__(self, "tags", dict(self.tags))
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _enum(kind: type[_E], field_name: str, value: object) -> _E:
+    try:
+        return kind(str(value).strip().lower())
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise ClaimError(field_name, f"{value!r} is not one of {allowed}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidClaim:
+    """An input row that is not a usable claim; it becomes an `invalid` result, never a drop.
+
+    `reason` names the row and the problem, e.g. "row 7: target_url: missing".
+    """
+
+    id: str
+    source_url: str
+    target_url: str
+    reason: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One `<a href>` or `<area href>` of a page, raw beside resolved."""
+
+    href: str
+    url: str
+    text: str
+    rel: tuple[str, ...]
+    hidden: bool
+    region: Region
+    beyond_index_limit: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "href": self.href,
+            "url": self.url,
+            "text": self.text,
+            "rel": list(self.rel),
+            "hidden": self.hidden,
+            "region": self.region.value,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """What the HTML of one fetched page says, independent of any claim."""
+
+    url: str
+    base_url: str
+    links: tuple[Link, ...]
+    meta_robots: tuple[tuple[str, str], ...]
+    """(name lower-cased, content) of every `<meta name=robots|<index agent>>`, in document order."""
+    canonical: str | None
+    """The `<head>` canonical, resolved; the Link header fallback is the verdict's job."""
+    refresh_url: str | None
+    """Target of an instant (delay <= 1 s) meta refresh, resolved."""
+    visible_text: str
+    """Text a reader sees, whitespace collapsed and lower-cased, for unlinked mentions."""
+    bot_challenge: bool
+    outbound_links: int
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """A redirect followed: the URL that answered with it and its status (None for a meta refresh)."""
+
+    url: str
+    status: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "status": self.status}
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """Everything the engine learned about one source page: the verdict's only input besides the claim.
+
+    `reason` is set when no usable response came (robots_disallowed, robots_unavailable,
+    forbidden_address, timeout, dns_error, tls_error, connection_error, too_many_redirects).
+    `page` is set when the final response was HTML or XHTML and was parsed.
+    """
+
+    url: str
+    reason: str | None = None
+    status: int | None = None
+    final_url: str | None = None
+    redirects: tuple[Redirect, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    """Final response headers, names lower-cased, every instance kept in order."""
+    content_type: str | None = None
+    encoding: str | None = None
+    bytes: int = 0
+    elapsed_ms: int = 0
+    attempts: int = 0
+    truncated: bool = False
+    crawl_delay_capped: bool = False
+    robots_crawler_allowed: bool | None = None
+    robots_index_allowed: bool | None = None
+    page: Page | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The verdict on one claim in one run. `to_dict` is the documented output record."""
+
+    claim_id: str
+    source_url: str
+    target_url: str
+    tags: Mapping[str, str]
+    run_id: str
+    checked_at: str
+    status: Status
+    reason: str | None = None
+    flags: tuple[Flag, ...] = ()
+    http_status: int | None = None
+    final_url: str | None = None
+    redirects: tuple[Redirect, ...] = ()
+    content_type: str | None = None
+    encoding: str | None = None
+    bytes: int = 0
+    elapsed_ms: int = 0
+    attempts: int = 0
+    robots_crawler_allowed: bool | None = None
+    robots_index_allowed: bool | None = None
+    meta_robots: tuple[str, ...] = ()
+    x_robots_tag: tuple[str, ...] = ()
+    canonical_url: str | None = None
+    indexable: bool | None = None
+    link: Link | None = None
+    links_matched: int = 0
+    outbound_links: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as the contract's JSON object (field order as documented)."""
+        return {
+            "claim_id": self.claim_id,
+            "source_url": self.source_url,
+            "target_url": self.target_url,
+            "tags": dict(self.tags),
+            "run_id": self.run_id,
+            "checked_at": self.checked_at,
+            "status": self.status.value,
+            "reason": self.reason,
+            "flags": [flag.value for flag in self.flags],
+            "http_status": self.http_status,
+            "final_url": self.final_url,
+            "redirects": [hop.to_dict() for hop in self.redirects],
+            "content_type": self.content_type,
+            "encoding": self.encoding,
+            "bytes": self.bytes,
+            "elapsed_ms": self.elapsed_ms,
+            "attempts": self.attempts,
+            "robots_crawler_allowed": self.robots_crawler_allowed,
+            "robots_index_allowed": self.robots_index_allowed,
+            "meta_robots": list(self.meta_robots),
+            "x_robots_tag": list(self.x_robots_tag),
+            "canonical_url": self.canonical_url,
+            "indexable": self.indexable,
+            "link": self.link.to_dict() if self.link else None,
+            "links_matched": self.links_matched,
+            "outbound_links": self.outbound_links,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Result:
+        """Inverse of `to_dict`: rebuilds a result read back from storage or JSON."""
+        link = data.get("link")
+        return cls(
+            claim_id=data["claim_id"],
+            source_url=data["source_url"],
+            target_url=data["target_url"],
+            tags=dict(data.get("tags") or {}),
+            run_id=data["run_id"],
+            checked_at=data["checked_at"],
+            status=Status(data["status"]),
+            reason=data.get("reason"),
+            flags=tuple(Flag(flag) for flag in data.get("flags") or ()),
+            http_status=data.get("http_status"),
+            final_url=data.get("final_url"),
+            redirects=tuple(Redirect(h["url"], h["status"]) for h in data.get("redirects") or ()),
+            content_type=data.get("content_type"),
+            encoding=data.get("encoding"),
+            bytes=data.get("bytes") or 0,
+            elapsed_ms=data.get("elapsed_ms") or 0,
+            attempts=data.get("attempts") or 0,
+            robots_crawler_allowed=data.get("robots_crawler_allowed"),
+            robots_index_allowed=data.get("robots_index_allowed"),
+            meta_robots=tuple(data.get("meta_robots") or ()),
+            x_robots_tag=tuple(data.get("x_robots_tag") or ()),
+            canonical_url=data.get("canonical_url"),
+            indexable=data.get("indexable"),
+            link=(
+                Link(
+                    href=link["href"],
+                    url=link["url"],
+                    text=link["text"],
+                    rel=tuple(link["rel"]),
+                    hidden=link["hidden"],
+                    region=Region(link["region"]),
+                )
+                if link
+                else None
+            ),
+            links_matched=data.get("links_matched") or 0,
+            outbound_links=data.get("outbound_links") or 0,
+        )
