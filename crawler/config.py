@@ -41,8 +41,17 @@ class Settings:
     resolve: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        positive = ("concurrency", "per_host", "max_redirects", "max_bytes", "max_robots_bytes",
-                    "max_header_bytes", "max_pending_pages", "timeout", "connect_timeout")
+        positive = (
+            "concurrency",
+            "per_host",
+            "max_redirects",
+            "max_bytes",
+            "max_robots_bytes",
+            "max_header_bytes",
+            "max_pending_pages",
+            "timeout",
+            "connect_timeout",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be greater than 0, not {getattr(self, name)!r}")

@@ -101,7 +101,7 @@ def claim_key(source_url: str, target_url: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """"The page `source_url` contains a link to `target_url`", with what was paid for.
+    """A claim: "the page `source_url` contains a link to `target_url`", and what was paid for.
 
     Built values are valid: a bad URL, rel or match mode raises `ClaimError`.
     """

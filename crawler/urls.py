@@ -147,9 +147,7 @@ class Target:
         if page is None:
             return False
         if self.mode == "prefix":
-            return page == self.page or (
-                page.startswith(self.page) and page[len(self.page)] in "/?"
-            )
+            return page == self.page or (page.startswith(self.page) and page[len(self.page)] in "/?")
         return page == self.page
 
     def same_site(self, link_url: str) -> bool:
