@@ -15,7 +15,9 @@ from ada_url import URL, join_url
 from publicsuffixlist import PublicSuffixList
 
 HTTP_SCHEMES = frozenset({"http:", "https:"})
-_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+# A percent escape, a stray `%`, or a character that means the same encoded or not: those
+# outside RFC 3986's unreserved and reserved sets, and `[` `]`, reserved for IPv6 hosts only.
+_ESCAPABLE = re.compile(r"%([0-9A-Fa-f]{2})|%|[\x00-\x20\"<>\\^`{|}\x7f\[\]]")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PSL = PublicSuffixList()
 
@@ -84,28 +86,37 @@ def registrable_domain(host: str) -> str:
 
 
 def _normalize_percent(component: str) -> str:
-    def fix(match: re.Match[str]) -> str:
-        byte = int(match.group(1), 16)
-        return chr(byte) if byte in _UNRESERVED else f"%{match.group(1).upper()}"
+    """Unreserved characters decoded, other escapes upper-case, unsafe characters escaped."""
 
-    return _PERCENT.sub(fix, component)
+    def fix(match: re.Match[str]) -> str:
+        escape = match.group(1)
+        if escape is None:
+            return "".join(f"%{byte:02X}" for byte in match.group(0).encode())
+        byte = int(escape, 16)
+        return chr(byte) if byte in _UNRESERVED else f"%{escape.upper()}"
+
+    return _ESCAPABLE.sub(fix, component)
 
 
 @lru_cache(maxsize=65536)
 def normalize_page(url: str) -> str | None:
     """The `page` form of an absolute URL, or None when it does not parse.
 
-    Scheme ignored, host lower-case and IDNA, one leading `www.` dropped, default port
-    dropped, dot segments removed, percent-encoding normalised, empty path as `/`, one
+    Scheme ignored, host lower-case and IDNA (a trailing dot dropped), one leading `www.`
+    dropped, default port dropped, dot segments removed, percent-encoding normalised
+    (unreserved characters decoded, hex upper-case, characters that are neither unreserved
+    nor reserved escaped, a stray `%` as `%25`), empty path as `/`, one
     trailing slash ignored, query kept as is (an empty `?` dropped), fragment and
     credentials ignored. The result looks like `//example.com/path?query`.
     """
     parsed = parse(url)
     if parsed is None:
         return None
-    host = parsed.host.lower()
+    host = parsed.hostname.lower().rstrip(".")
     if host.startswith("www."):
         host = host[4:]
+    if parsed.port:
+        host = f"{host}:{parsed.port}"
     path = _normalize_percent(parsed.pathname or "/")
     if path.endswith("/"):
         path = path[:-1]

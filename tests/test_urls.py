@@ -1,0 +1,181 @@
+"""WHATWG resolution, page normalisation and the four match modes."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from crawler import urls
+from crawler.urls import Target, normalize_page, resolve
+
+
+class TestResolve:
+    @pytest.mark.parametrize(
+        ("href", "base", "expected"),
+        [
+            ("../d?x#f", "http://a.com/b/c", "http://a.com/d?x#f"),
+            ("  /p\t\na\nth ", "http://a.com/x", "http://a.com/path"),
+            ("\\\\evil.com\\x", "https://a.com/", "https://evil.com/x"),
+            ("//cdn.example/x", "https://a.com/", "https://cdn.example/x"),
+            ("https:example.com", "https://a.com/q/", "https://a.com/q/example.com"),
+            ("http://bücher.de/", "https://a.com/", "http://xn--bcher-kva.de/"),
+            ("/%2e%2E/x", "http://a.com/b/c", "http://a.com/x"),
+            ("http://0x7f.1/", "http://a.com/", "http://127.0.0.1/"),
+            ("?a=1&b=2", "http://a.com/p", "http://a.com/p?a=1&b=2"),
+        ],
+    )
+    def test_resolves_like_a_browser(self, href: str, base: str, expected: str) -> None:
+        """Hrefs resolve to what a browser would request."""
+        assert resolve(href, base) == expected
+
+    def test_unparsable_href_gives_none(self) -> None:
+        """An href a browser cannot parse resolves to None instead of raising."""
+        assert resolve("http://[::1", "http://a.com/") is None
+
+    def test_wpt_urltestdata(self, shared: Path) -> None:
+        """Every web-platform-tests case with an http(s) base resolves as the standard says."""
+        cases = json.loads((shared / "corpus/wpt/urltestdata.json").read_text(encoding="utf-8"))
+        http_cases = [
+            case
+            for case in cases
+            if isinstance(case, dict) and (case.get("base") or "").startswith(("http:", "https:"))
+        ]
+        wrong = [
+            case
+            for case in http_cases
+            if resolve(case["input"], case["base"]) != (None if case.get("failure") else case["href"])
+        ]
+        assert len(http_cases) == 202
+        assert wrong == []
+
+
+class TestNormalizePage:
+    @pytest.mark.parametrize(
+        ("a", "b"),
+        [
+            ("http://example.com/", "https://example.com"),
+            ("http://www.Example.com/a/", "https://example.com/a"),
+            ("http://example.com:80/a", "http://example.com/a"),
+            ("http://example.com/a/./b/../c", "http://example.com/a/c"),
+            ("http://example.com/%7euser", "http://example.com/~user"),
+            ("http://example.com/%c3%a9", "http://example.com/%C3%A9"),
+            ("http://example.com/a?", "http://example.com/a"),
+            ("http://example.com/a#top", "http://example.com/a"),
+            ("http://xn--bcher-kva.de/", "http://bücher.de"),
+            ("http://example.com./x", "http://example.com/x"),
+        ],
+    )
+    def test_same_page(self, a: str, b: str) -> None:
+        """Spellings the contract calls the same page normalise alike."""
+        assert normalize_page(a) == normalize_page(b)
+
+    @pytest.mark.parametrize(
+        ("a", "b"),
+        [
+            ("http://example.com/a?x=1&y=2", "http://example.com/a?y=2&x=1"),
+            ("http://example.com/a//", "http://example.com/a"),
+            ("http://example.com:8080/", "http://example.com/"),
+            ("http://www.www.example.com/", "http://example.com/"),
+            ("http://example.com/A", "http://example.com/a"),
+            ("http://example.com/a%2Fb", "http://example.com/a/b"),
+            ("http://sub.example.com/", "http://example.com/"),
+        ],
+    )
+    def test_different_pages(self, a: str, b: str) -> None:
+        """Query order, case of the path, ports, subdomains and escaped slashes still differ."""
+        assert normalize_page(a) != normalize_page(b)
+
+    def test_crawler_commons_pairs(self, shared: Path) -> None:
+        """crawler-commons' weird/normalised pairs agree, but for rules the contract does not adopt."""
+        path = shared / "corpus/urls/crawler-commons/weirdToNormalizedUrls.csv"
+        agree = disagree = 0
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            weird, expected = (cell.strip() for cell in next(csv.reader([line], skipinitialspace=True)))
+            if not _adopted_rule(weird, expected):
+                continue
+            if normalize_page(weird) == normalize_page(expected):
+                agree += 1
+            else:
+                disagree += 1
+        assert (agree, disagree) == (86, 0)
+
+    @given(st.from_regex(r"https?://[a-zA-Z0-9.\-]{1,20}(:[0-9]{1,5})?(/[ -~]{0,30})?", fullmatch=True))
+    def test_idempotent(self, url: str) -> None:
+        """Normalising a normalised URL changes nothing."""
+        once = normalize_page(url)
+        if once is not None:
+            assert normalize_page("http:" + once) == once
+
+
+def _adopted_rule(weird: str, expected: str) -> bool:
+    """False for pairs whose rule the contract leaves out: non-http input, `//` collapsing,
+    and sorting or pruning query parameters (the contract keeps the query as it is)."""
+    if not (weird.lower().startswith(("http:", "https:")) and expected.startswith(("http:", "https:"))):
+        return False
+    weird_rest = weird.split("://", 1)[1].split("#")[0]
+    if "//" in weird_rest.split("?")[0]:
+        return False
+    weird_params = weird_rest.partition("?")[2].split("&")
+    expected_params = expected.partition("?")[2].split("&")
+    sorted_or_pruned = (
+        any(p.endswith("=") for p in weird_params)
+        or len(weird_params) != len(expected_params)
+        or (weird_params != expected_params and sorted(weird_params) == sorted(expected_params))
+    )
+    return not sorted_or_pruned
+
+
+class TestTarget:
+    @pytest.mark.parametrize(
+        ("mode", "target", "link", "expected"),
+        [
+            ("exact", "https://t.com/a", "https://t.com/a#x", True),
+            ("exact", "https://t.com/a", "http://t.com/a", False),
+            ("exact", "https://t.com/a/", "https://t.com/a", False),
+            ("page", "https://t.com/a", "http://www.t.com/a/#x", True),
+            ("page", "https://t.com/a", "http://t.com/a?x=1", False),
+            ("prefix", "https://t.com/blog/", "https://t.com/blog/post-1", True),
+            ("prefix", "https://t.com/blog", "https://t.com/blogger", False),
+            ("prefix", "https://t.com/blog", "https://t.com/blog?page=2", True),
+            ("prefix", "https://t.com/", "https://www.t.com/anything", True),
+            ("domain", "https://www.t.co.uk/x", "https://shop.t.co.uk/", True),
+            ("domain", "https://www.t.co.uk/x", "https://t.co.uk.evil.com/", False),
+            ("domain", "https://a.github.io/", "https://b.github.io/", False),
+        ],
+    )
+    def test_match_modes(self, mode: str, target: str, link: str, expected: bool) -> None:
+        """Each match mode accepts exactly the links the contract describes."""
+        assert Target.of(target, mode).matches(link) is expected
+
+
+class TestHosts:
+    def test_host_key_is_lower_case(self) -> None:
+        """Two spellings of one host share one politeness budget."""
+        assert urls.host_key("http://WWW.Example.COM:8080/x") == "www.example.com"
+
+    def test_origin_keeps_scheme_and_port(self) -> None:
+        """robots.txt origins differ by scheme and port."""
+        assert urls.origin("https://a.com:8443/x?y") == "https://a.com:8443"
+        assert urls.origin("http://a.com:80/x") == "http://a.com"
+
+    @pytest.mark.parametrize(
+        ("url", "problem"),
+        [
+            ("https://a.com/", None),
+            ("", "missing"),
+            ("ftp://a.com/", "not an http(s) URL: 'ftp://a.com/'"),
+            ("http://[::1", "not a valid URL: 'http://[::1'"),
+            ("a.com/page", "not a valid URL: 'a.com/page'"),
+            ("http://a.com:99999/", "not a valid URL: 'http://a.com:99999/'"),
+        ],
+    )
+    def test_claim_url_problems(self, url: str, problem: str | None) -> None:
+        """Claim URLs must be absolute http(s) URLs; the problem is named."""
+        assert urls.problem_with_absolute_http_url(url) == problem
