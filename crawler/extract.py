@@ -1,0 +1,437 @@
+"""Decoded HTML and its final URL to the facts a verdict needs: links, robots metas, canonical.
+
+Pure: plain values in, a `Page` out, and no text makes it raise. The page is parsed once by
+Lexbor (HTML5 tree construction, as browsers build it) with scripting enabled, as in a browser
+that runs scripts and as Googlebot renders: `<noscript>` content is text, so neither its links nor
+its meta refresh count, and a tracking pixel in a `<noscript>` does not end `<head>` early. A page
+longer than `INDEX_LIMIT_BYTES` is parsed a second time, its indexed prefix only.
+
+The rules the contract leaves open, decided here:
+
+- Links are `<a href>` and `<area href>` elements in any namespace (an SVG `<a href>` is a link in
+  browsers too), never inside `<template>`, kept when they resolve to http(s).
+- Text is the text content, whitespace collapsed. A link without text takes the first non-empty
+  `alt` of an `<img>` inside it; an `<area>` takes its own `alt`.
+- Hidden: the link or an ancestor has a `hidden` attribute, or an inline style whose winning
+  `display` is `none` or `visibility` is `hidden`/`collapse` (`!important` honoured). A descendant
+  that sets `visibility: visible` again is not looked for.
+- Region: `comments` when an ancestor's id or one of its class tokens is in `COMMENT_MARKERS`
+  (WordPress, Disqus and common theme names; case-insensitive). Otherwise the nearest landmark:
+  `nav`, `aside`, `header`, `footer`, `main` or an explicit ARIA role navigation, complementary,
+  banner, contentinfo, main. As HTML-AAM says, a `<header>` or `<footer>` inside `article`,
+  `aside`, `main`, `nav` or `section` is no page banner or content info: it is skipped. No
+  landmark means `main`.
+- Bot challenge: see `_is_bot_challenge`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from crawler import urls
+from crawler.models import Link, Page, Region
+
+INDEX_LIMIT_BYTES = 2 * 1024 * 1024
+"""Googlebot reads the first 2 MB of a page's decoded text (UTF-8 bytes); links after are not indexed."""
+MAX_REFRESH_DELAY = 1
+"""A meta refresh of at most this many seconds is a redirect, as browsers and Google treat it."""
+COMMENT_MARKERS = frozenset(
+    {
+        "comment",
+        "comments",
+        "commentlist",
+        "comment-list",
+        "comments-area",
+        "comment-body",
+        "comment-content",
+        "comment-respond",
+        "disqus_thread",
+    }
+)
+"""An element whose id or a class token is one of these (lower-cased) holds reader comments."""
+
+LINKS = "a[href], area[href]"
+_INVISIBLE = "script, style, noscript, template, iframe, noembed, noframes"
+_ASCII_WHITESPACE = " \t\n\f\r"
+_REL_SEPARATORS = str.maketrans("\t\n\f\r,", "     ")
+_CANONICAL_EXCLUDED = ("hreflang", "lang", "media", "type")
+_TAG_LANDMARKS = {
+    "nav": Region.NAV,
+    "aside": Region.ASIDE,
+    "header": Region.HEADER,
+    "footer": Region.FOOTER,
+    "main": Region.MAIN,
+}
+_ROLE_LANDMARKS = {
+    "navigation": Region.NAV,
+    "complementary": Region.ASIDE,
+    "banner": Region.HEADER,
+    "contentinfo": Region.FOOTER,
+    "main": Region.MAIN,
+}
+_NOT_LANDMARK_ROLES = frozenset({"presentation", "none"})
+_SECTIONING_TAGS = frozenset({"article", "aside", "main", "nav", "section"})
+_SECTIONING_ROLES = frozenset({"article", "complementary", "main", "navigation", "region"})
+_SCOPED_LANDMARKS = frozenset({"header", "footer"})
+_STRUCTURAL_TAGS = _SECTIONING_TAGS | _TAG_LANDMARKS.keys()
+
+# A challenge page is thin: a CAPTCHA or a "checking your browser" notice, little text, few links.
+# Only then do its vendor's markers count; a normal page may embed reCAPTCHA in a comment form or
+# Cloudflare's bot-detection script (/cdn-cgi/challenge-platform/scripts/jsd/) on every page.
+CHALLENGE_MAX_LINKS = 10
+CHALLENGE_MAX_TEXT = 2000
+_CHALLENGE_TITLES = frozenset(
+    {
+        "just a moment...",
+        "attention required! | cloudflare",
+        "please wait... | cloudflare",
+        "access to this page has been denied",
+        "access to this page has been denied.",
+    }
+)
+_CHALLENGE_MARKERS = (
+    "cf-chl",  # Cloudflare challenge ids and classes (cf-chl-widget, cf-chl-bypass)
+    "cf_chl",  # Cloudflare challenge options and tokens (_cf_chl_opt, __cf_chl_tk)
+    "/cdn-cgi/challenge-platform/h/",  # Cloudflare challenge orchestration script
+    "_incapsula_resource",  # Imperva Incapsula
+    "px-captcha",  # PerimeterX / HUMAN
+    "captcha-delivery.com",  # DataDome
+    "sucuri_cloudproxy",  # Sucuri firewall
+    "awswaf",  # AWS WAF challenge and CAPTCHA scripts
+    "g-recaptcha",  # a reCAPTCHA widget
+    "recaptcha/api",
+    "h-captcha",  # an hCaptcha widget
+    "hcaptcha.com",
+)
+
+
+def parse_page(text: str, url: str, *, index_agent: str = "Googlebot") -> Page:
+    """What the HTML `text` of the page at final URL `url` says; see the module docstring for the rules."""
+    data = text.encode("utf-8", "surrogatepass")
+    tree = LexborHTMLParser(data, scripting=True)
+    base_url = _base_url(tree, url)
+    nodes = tree.css(LINKS)
+    links = _links(nodes, base_url, _indexed_count(data, len(nodes)))
+    title = _title(tree)
+    meta_robots = _meta_robots(tree, index_agent)
+    canonical = _canonical(tree.head, base_url)
+    refresh_url = _refresh_url(tree, base_url)
+    visible_text = _visible_text(tree)  # last: it strips the tree of what is never shown
+    page_host = urls.host_key(url)
+    return Page(
+        url=url,
+        base_url=base_url,
+        links=links,
+        meta_robots=meta_robots,
+        canonical=canonical,
+        refresh_url=refresh_url,
+        visible_text=visible_text,
+        bot_challenge=_is_bot_challenge(text, title, len(links), visible_text),
+        outbound_links=sum(1 for link in links if urls.host_key(link.url) != page_host),
+    )
+
+
+def collapse(text: str) -> str:
+    """`text` with every run of whitespace as one space, trimmed."""
+    return " ".join(text.split())
+
+
+def rel_tokens(rel: str | None) -> tuple[str, ...]:
+    """The tokens of a `rel` value: split on ASCII whitespace and commas, lower-cased, no empties."""
+    if not rel:
+        return ()
+    return tuple(token for token in rel.lower().translate(_REL_SEPARATORS).split(" ") if token)
+
+
+def _http(href: str | None, base_url: str) -> str | None:
+    """`href` resolved against `base_url` when that gives an http(s) URL, else None."""
+    resolved = urls.resolve(href or "", base_url)
+    return resolved if resolved is not None and urls.is_http(resolved) else None
+
+
+def _base_url(tree: LexborHTMLParser, url: str) -> str:
+    """The first `<base href>` resolved against the page URL, if it resolves; else the page URL."""
+    base = tree.css_first("base[href]")
+    if base is None:
+        return url
+    return urls.resolve(base.attributes.get("href") or "", url) or url
+
+
+def _indexed_count(data: bytes, total: int) -> int:
+    """How many of the page's links start within its first `INDEX_LIMIT_BYTES`.
+
+    Lexbor gives no source offsets, so the prefix is parsed on its own: tree construction is
+    incremental, so the links it holds are the first ones of the whole page, in the same order.
+    A link whose start tag the limit cuts is not in it: Googlebot never saw that tag whole.
+    """
+    if len(data) <= INDEX_LIMIT_BYTES:
+        return total
+    cut = INDEX_LIMIT_BYTES
+    while cut and data[cut] & 0xC0 == 0x80:  # back off to the start of a UTF-8 character
+        cut -= 1
+    return min(total, len(LexborHTMLParser(data[:cut], scripting=True).css(LINKS)))
+
+
+def _links(nodes: list[LexborNode], base_url: str, indexed: int) -> tuple[Link, ...]:
+    """The http(s) links among `nodes`, in document order; the first `indexed` are within the limit."""
+    contexts: dict[int, _Context] = {}
+    resolved: dict[str, str | None] = {}  # pages repeat hrefs: resolve each once
+    links = []
+    for position, node in enumerate(nodes):
+        attrs = node.attributes
+        if "href" not in attrs:
+            continue  # matched by an SVG `xlink:href`, which is no `href`
+        href = attrs["href"] or ""
+        if href not in resolved:
+            resolved[href] = _http(href, base_url)
+        url = resolved[href]
+        if url is None:
+            continue
+        context = _context(node, contexts)
+        links.append(
+            Link(
+                href=href,
+                url=url,
+                text=_link_text(node, attrs),
+                rel=rel_tokens(attrs.get("rel")),
+                hidden=context.hidden or _hides(attrs),
+                region=context.region,
+                beyond_index_limit=position >= indexed,
+            )
+        )
+    return tuple(links)
+
+
+def _link_text(node: LexborNode, attrs: dict[str, str | None]) -> str:
+    """The link's collapsed text; without any, its image's alt (an `<area>`: its own alt)."""
+    text = collapse(node.text())
+    if text:
+        return text
+    if node.tag == "area":
+        return collapse(attrs.get("alt") or "")
+    for image in node.css("img[alt]"):
+        alt = collapse(image.attributes.get("alt") or "")
+        if alt:
+            return alt
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What an element's ancestors (and the element) decide for the links inside it."""
+
+    hidden: bool = False
+    region: Region = Region.MAIN
+    sectioned: bool = False
+    """Inside sectioning content or `main`, where `<header>`/`<footer>` are not page landmarks."""
+
+
+_ROOT = _Context()
+
+
+def _context(node: LexborNode, cache: dict[int, _Context]) -> _Context:
+    """The context `node`'s ancestors make; each ancestor is looked at once per page (`cache`)."""
+    path = []
+    context = _ROOT
+    parent = node.parent
+    while parent is not None:
+        known = cache.get(parent.mem_id)
+        if known is not None:
+            context = known
+            break
+        path.append(parent)
+        parent = parent.parent
+    for element in reversed(path):
+        context = _enter(context, element)
+        cache[element.mem_id] = context
+    return context
+
+
+def _enter(outer: _Context, element: LexborNode) -> _Context:
+    """The context inside `element`, given the one around it."""
+    tag = element.tag or ""
+    attrs = element.attributes
+    if not attrs and tag not in _STRUCTURAL_TAGS:
+        return outer  # a bare <div>, <p>, <li>...: most ancestors; nothing changes
+    role = _role(attrs)
+    if outer.region is Region.COMMENTS or _is_comments(attrs):
+        region = Region.COMMENTS
+    else:
+        region = _landmark(tag, role, outer.sectioned) or outer.region
+    return _Context(
+        hidden=outer.hidden or _hides(attrs),
+        region=region,
+        sectioned=outer.sectioned or tag in _SECTIONING_TAGS or role in _SECTIONING_ROLES,
+    )
+
+
+def _role(attrs: dict[str, str | None]) -> str:
+    """The element's explicit ARIA role (the first token), lower-cased; "" when none."""
+    tokens = (attrs.get("role") or "").lower().split()
+    return tokens[0] if tokens else ""
+
+
+def _landmark(tag: str, role: str, sectioned: bool) -> Region | None:
+    """The region an element opens as a landmark, or None when it is none."""
+    if role in _ROLE_LANDMARKS:
+        return _ROLE_LANDMARKS[role]
+    if role in _NOT_LANDMARK_ROLES or (sectioned and tag in _SCOPED_LANDMARKS):
+        return None
+    return _TAG_LANDMARKS.get(tag)
+
+
+def _is_comments(attrs: dict[str, str | None]) -> bool:
+    """True when the element's id or one of its class tokens marks reader comments."""
+    ident = attrs.get("id")
+    if ident and ident.lower() in COMMENT_MARKERS:
+        return True
+    classes = attrs.get("class")
+    return classes is not None and not COMMENT_MARKERS.isdisjoint(classes.lower().split())
+
+
+def _hides(attrs: dict[str, str | None]) -> bool:
+    """True when the element itself is hidden: a `hidden` attribute or a hiding inline style."""
+    if "hidden" in attrs:
+        return True
+    style = attrs.get("style")
+    return style is not None and _style_hides(style)
+
+
+def _style_hides(style: str) -> bool:
+    """True when an inline style's winning `display` is none or `visibility` hidden/collapse."""
+    lowered = style.lower()
+    if "none" not in lowered and "hidden" not in lowered and "collapse" not in lowered:
+        return False  # the common case, without splitting
+    winners = _winning_declarations(lowered)
+    return winners.get("display") == "none" or winners.get("visibility") in ("hidden", "collapse")
+
+
+def _winning_declarations(style: str) -> dict[str, str]:
+    """`display` and `visibility` values of a style: the last wins, unless an earlier is !important."""
+    values: dict[str, str] = {}
+    important: set[str] = set()
+    for declaration in style.split(";"):
+        name, colon, value = declaration.partition(":")
+        name = name.strip()
+        if not colon or name not in ("display", "visibility"):
+            continue
+        value, bang, flag = value.partition("!")
+        if bang and flag.strip() == "important":
+            important.add(name)
+        elif name in important:
+            continue
+        values[name] = value.strip()
+    return values
+
+
+def _title(tree: LexborHTMLParser) -> str:
+    """The document's `<title>`, collapsed and lower-cased ("" when none)."""
+    head = tree.head
+    title = head.css_first("title") if head is not None else None
+    return collapse(title.text()).lower() if title is not None else ""
+
+
+def _meta_robots(tree: LexborHTMLParser, index_agent: str) -> tuple[tuple[str, str], ...]:
+    """(name, content) of every `<meta name=robots>` or `<meta name=index_agent>`, head or body."""
+    names = {"robots", index_agent.strip().lower()}
+    found = []
+    for meta in tree.css("meta[name]"):
+        attrs = meta.attributes
+        name = (attrs.get("name") or "").strip().lower()
+        if name in names:
+            found.append((name, attrs.get("content") or ""))
+    return tuple(found)
+
+
+def _canonical(head: LexborNode | None, base_url: str) -> str | None:
+    """The first plain `<link rel=canonical href>` of `<head>` (no hreflang, lang, media, type), resolved."""
+    if head is None:
+        return None
+    for element in head.css("link[rel][href]"):
+        attrs = element.attributes
+        if "canonical" in rel_tokens(attrs.get("rel")):
+            if any(name in attrs for name in _CANONICAL_EXCLUDED):
+                continue
+            return _http(attrs.get("href"), base_url)
+    return None
+
+
+def _refresh_url(tree: LexborHTMLParser, base_url: str) -> str | None:
+    """The target of the page's meta refresh when it is instant (delay <= 1 s) and elsewhere.
+
+    As in browsers, the first refresh whose content parses is the page's refresh; a longer delay
+    or no URL (a reload of the page itself) is no redirect.
+    """
+    for meta in tree.css("meta[http-equiv][content]"):
+        attrs = meta.attributes
+        if (attrs.get("http-equiv") or "").strip().lower() != "refresh":
+            continue
+        refresh = _parse_refresh(attrs.get("content") or "")
+        if refresh is None:
+            continue
+        delay, target = refresh
+        return _http(target, base_url) if delay <= MAX_REFRESH_DELAY and target else None
+    return None
+
+
+def _parse_refresh(content: str) -> tuple[int, str] | None:
+    """(whole seconds, URL as written or "") of a refresh, by the HTML declarative refresh steps.
+
+    `0;URL='x'`, `1; url=x`, `0.5,url=x` (fractions are dropped: 0 s) and `5` (no URL) parse;
+    None when the content does not start with a time.
+    """
+    rest = content.lstrip(_ASCII_WHITESPACE)
+    digits = len(rest) - len(rest.lstrip("0123456789"))
+    if not digits and not rest.startswith("."):
+        return None
+    delay = int(rest[:digits] or "0") if digits <= 9 else 10**9  # ten digits: decades, never instant
+    rest = rest[digits:].lstrip("0123456789.")
+    if rest:
+        if rest[0] not in ";," + _ASCII_WHITESPACE:
+            return None
+        rest = rest.lstrip(_ASCII_WHITESPACE)
+        if rest[:1] in (";", ","):
+            rest = rest[1:].lstrip(_ASCII_WHITESPACE)
+    return delay, _refresh_target(rest)
+
+
+def _refresh_target(rest: str) -> str:
+    """The URL part of a refresh after the time: an optional `url =`, then an optionally quoted URL."""
+    if rest[:3].lower() == "url":
+        after = rest[3:].lstrip(_ASCII_WHITESPACE)
+        if not after.startswith("="):
+            return rest  # as the standard says: then the whole rest is the URL
+        rest = after[1:].lstrip(_ASCII_WHITESPACE)
+    if rest[:1] in ("'", '"'):
+        rest = rest[1:].split(rest[0], 1)[0]
+    return rest
+
+
+def _visible_text(tree: LexborHTMLParser) -> str:
+    """The body's text as a reader sees it, collapsed and lower-cased. Removes unseen elements.
+
+    Text nodes are joined by a space: two blocks never glue into a word that is not on the page
+    (a host name split by inline markup, `ex<b>ample.com</b>`, is the rarer loss).
+    """
+    for element in tree.css(_INVISIBLE):
+        element.decompose(recursive=False)  # detached with its subtree; nothing to free now
+    root = tree.body or tree.root
+    return collapse(root.text(separator=" ")).lower() if root is not None else ""
+
+
+def _is_bot_challenge(text: str, title: str, links: int, visible_text: str) -> bool:
+    """True for a CAPTCHA or WAF challenge page.
+
+    The rule: a thin page (fewer than `CHALLENGE_MAX_LINKS` http(s) links and fewer than
+    `CHALLENGE_MAX_TEXT` characters of visible text) whose title is a challenge title
+    (Cloudflare's "Just a moment...", PerimeterX's "Access to this page has been denied"...) or
+    whose markup holds a vendor's challenge marker (`_CHALLENGE_MARKERS`).
+    """
+    if links >= CHALLENGE_MAX_LINKS or len(visible_text) >= CHALLENGE_MAX_TEXT:
+        return False
+    if title in _CHALLENGE_TITLES:
+        return True
+    lowered = text.lower()
+    return any(marker in lowered for marker in _CHALLENGE_MARKERS)
