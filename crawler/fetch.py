@@ -1,0 +1,382 @@
+"""The only aiohttp code: one session per run, the address guard, limits, retries, redirects.
+
+`Fetcher.get` makes one request (no redirects followed: the caller checks robots.txt and
+the guard for every hop), retries it as `retry` says, and always returns a `Response`
+value: aiohttp, asyncio, ssl and OS exceptions become a reason word in `reason_of`, the one
+place that knows them.
+
+The address guard (SSRF) refuses loopback, private, link-local, CGNAT, multicast, reserved
+and unspecified addresses, also when wrapped in an IPv6 form (IPv4-mapped, -compatible,
+6to4, NAT64). It is applied to the addresses a name resolves to, inside the connector's
+resolver, so the address checked is the address connected to (a name that resolves to
+127.0.0.1 can't slip through), and to IP-literal URLs, which aiohttp never resolves. With a
+proxy, the proxy connects, so the target's name is resolved and checked here beforehand.
+
+A keep-alive connection that the server closed before answering is resent once by aiohttp
+itself (RFC 9112, section 9.3.1.1) for GET; that resend is not one of our attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from types import TracebackType
+
+import aiohttp
+import structlog
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.http_exceptions import HttpProcessingError
+from yarl import URL
+
+from crawler import retry, urls
+from crawler.config import Settings
+from crawler.models import Redirect
+from crawler.politeness import Politeness
+
+log = structlog.get_logger()
+
+ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+ACCEPT_ENCODING = "gzip, deflate, br"
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+CHUNK = 64 * 1024
+# Real sites send more than aiohttp's default of 128 header lines (cookies, CSP, tracing).
+MAX_HEADERS = 512
+
+# Networks no public web page lives on. `is_global` catches the rest of the special ranges;
+# the list makes the rule independent of the Python version's idea of "global".
+_FORBIDDEN = tuple(
+    ip_network(net)
+    for net in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "::/128",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+    )
+)
+_NAT64 = (ip_network("64:ff9b::/96"), ip_network("64:ff9b:1::/48"))
+
+
+def forbidden_address(address: str) -> bool:
+    """True when `address` (an IP literal) is not a public unicast address, or not an address."""
+    try:
+        ip = ip_address(address.strip("[]"))
+    except ValueError:
+        return True
+    return _forbidden_ip(ip)
+
+
+def _forbidden_ip(ip: IPv4Address | IPv6Address) -> bool:
+    if isinstance(ip, IPv6Address):
+        inner = _embedded_ipv4(ip)
+        if inner is not None:  # the IPv4 address is where the packets go
+            return _forbidden_ip(inner)
+    if any(ip.version == net.version and ip in net for net in _FORBIDDEN):
+        return True
+    return not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified
+
+
+def _embedded_ipv4(ip: IPv6Address) -> IPv4Address | None:
+    """The IPv4 address an IPv6 form routes to (mapped, 6to4, NAT64), if any.
+
+    IPv4-compatible addresses (::a.b.c.d, deprecated) are not unwrapped: they fall in the
+    reserved ::/8 and are refused whatever they carry.
+    """
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in net for net in _NAT64):
+        return IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+class ForbiddenAddressError(OSError):
+    """Every address of a host is refused by the guard (an OSError so aiohttp cleans up as for DNS)."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"{host}: no public address")
+        self.host = host
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's default resolver, with `resolve` overrides, keeping public addresses only.
+
+    An override maps a host name (lower-case) to one IP address; the port stays the URL's,
+    as with curl's `--resolve`. Overridden addresses pass the guard like resolved ones.
+    `exempt` names (the proxy) are resolved without the guard.
+    """
+
+    def __init__(self, *, overrides: Mapping[str, str], guard: bool, exempt: frozenset[str]) -> None:
+        self._inner = aiohttp.DefaultResolver()
+        self._overrides = {name.lower().rstrip("."): ip.strip("[]") for name, ip in overrides.items()}
+        self._guard = guard
+        self._exempt = exempt
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        name = host.lower().rstrip(".")
+        override = self._overrides.get(name)
+        if override is not None:
+            found = [_numeric_result(host, override, port)]
+        else:
+            found = await self._inner.resolve(host, port, family)
+        if not self._guard or name in self._exempt:
+            return found
+        allowed = [result for result in found if not forbidden_address(result["host"])]
+        if not allowed:
+            raise ForbiddenAddressError(host)
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def _numeric_result(host: str, address: str, port: int) -> ResolveResult:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    return ResolveResult(
+        hostname=host, host=address, port=port, family=family, proto=0, flags=socket.AI_NUMERICHOST
+    )
+
+
+def reason_of(exc: BaseException) -> str:
+    """The contract's reason word for a failed request: the one place that knows exceptions."""
+    cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
+    if isinstance(cause, ForbiddenAddressError):
+        return "forbidden_address"
+    if isinstance(exc, TimeoutError):  # asyncio's timeouts and aiohttp's ServerTimeoutError
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError | ssl.CertificateError):
+        return "tls_error"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError | socket.gaierror):
+        return "dns_error"
+    return "connection_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One request's outcome: an HTTP answer (status set) or a failure (reason set)."""
+
+    url: str
+    status: int | None = None
+    reason: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    truncated: bool = False
+    location: str | None = None
+    """The absolute http(s) URL a redirect status points to; None when not a redirect to follow."""
+    elapsed: float = 0.0
+    attempts: int = 1
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (lower-case), or None."""
+        return next((value for key, value in self.headers if key == name), None)
+
+
+@dataclass(slots=True)
+class Chain:
+    """The redirects of one fetch: hop budget and loop detection.
+
+    A loop is the same URL answering with the same redirect twice: without cookies (we keep
+    none, like search engine crawlers) the chain can only go round again.
+    """
+
+    limit: int
+    hops: list[Redirect] = field(default_factory=list)
+    seen: set[tuple[str, int | None, str]] = field(default_factory=set)
+
+    def follow(self, url: str, status: int | None, target: str) -> bool:
+        """Record the hop url -> target and return True, or False when it must not be followed."""
+        key = (url, status, target)
+        if len(self.hops) >= self.limit or key in self.seen:
+            return False
+        self.seen.add(key)
+        self.hops.append(Redirect(url, status))
+        return True
+
+    @property
+    def left(self) -> int:
+        return self.limit - len(self.hops)
+
+
+class Fetcher:
+    """The run's HTTP client: an async context manager owning one aiohttp session."""
+
+    def __init__(
+        self, settings: Settings, politeness: Politeness, *, rng: random.Random | None = None
+    ) -> None:
+        self.settings = settings
+        self.politeness = politeness
+        self._rng = rng or random.Random()
+        proxy_host = URL(settings.proxy).host if settings.proxy else None
+        self._resolver = GuardedResolver(
+            overrides=settings.resolve,
+            guard=not settings.allow_private,
+            exempt=frozenset({proxy_host.lower()}) if proxy_host else frozenset(),
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Fetcher:
+        self._session = _session(self.settings, self._resolver)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if self._session is not None:
+                await self._session.close()
+        finally:
+            await self._resolver.close()
+
+    async def get(self, url: str, *, max_bytes: int, interval: float | None = None) -> Response:
+        """GET `url` politely, with retries; redirects are returned, not followed."""
+        host = urls.host_key(url)
+        attempt = 1
+        while True:
+            async with self.politeness.slot(host, interval=interval):
+                answer = replace(await self._once(url, max_bytes), attempts=attempt)
+            pause = self._retry_after(answer)
+            if pause is not None:
+                self.politeness.pause(host, pause)
+            if attempt > self.settings.retries or not retry.retryable(answer.status, answer.reason):
+                return answer
+            wait = retry.wait_before_retry(attempt, self.settings.backoff, self._rng.random(), pause)
+            log.debug("retry", url=url, status=answer.status, reason=answer.reason, wait=round(wait, 3))
+            await self.politeness.clock.sleep(wait)
+            attempt += 1
+
+    def _retry_after(self, answer: Response) -> float | None:
+        if answer.status not in retry.RETRY_AFTER_STATUSES:
+            return None
+        seconds = retry.parse_retry_after(answer.header("retry-after"), datetime.now(UTC))
+        return None if seconds is None else min(seconds, self.settings.max_retry_after)
+
+    async def _once(self, url: str, max_bytes: int) -> Response:
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                answer = await self._request(url, max_bytes)
+        except Exception as exc:  # a hostile server must not end the run: every failure is a value
+            answer = Response(url, reason=reason_of(exc))
+            _log_failure(url, exc, answer.reason)
+        answer = replace(answer, elapsed=time.monotonic() - started)
+        log.debug(
+            "request",
+            url=url,
+            status=answer.status,
+            reason=answer.reason,
+            bytes=len(answer.body),
+            ms=round(answer.elapsed * 1000),
+        )
+        return answer
+
+    async def _request(self, url: str, max_bytes: int) -> Response:
+        assert self._session is not None, "Fetcher used outside `async with`"
+        target = URL(url, encoded=True)
+        await self._guard(target)
+        async with self._session.get(target, allow_redirects=False) as resp:
+            headers = tuple((name.lower(), value) for name, value in resp.headers.items())
+            location = _redirect_target(url, resp.status, resp.headers.get("Location"))
+            if location is not None:
+                return Response(url, resp.status, headers=headers, location=location)
+            body, truncated = await _read(resp, max_bytes)
+            if truncated:
+                resp.close()  # the rest is unwanted: drop the connection rather than drain it
+            return Response(url, resp.status, headers=headers, body=body, truncated=truncated)
+
+    async def _guard(self, target: URL) -> None:
+        """Refuse IP-literal hosts that aren't public, and with a proxy, names resolving to such."""
+        if self.settings.allow_private or target.raw_host is None:
+            return
+        host = target.raw_host
+        if _is_ip_literal(host):
+            if forbidden_address(host):
+                raise ForbiddenAddressError(host)
+        elif self.settings.proxy:
+            await self._resolver.resolve(host, target.port or 0, socket.AF_UNSPEC)
+
+
+def _session(settings: Settings, resolver: AbstractResolver) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        resolver=resolver,
+        ssl=settings.verify_tls,  # False: no certificate checks
+        limit=0,  # `Politeness` bounds requests; a pool limit would only add hidden waits
+        ttl_dns_cache=300,
+    )
+    headers = {
+        "User-Agent": settings.user_agent,
+        "Accept": ACCEPT,
+        "Accept-Encoding": ACCEPT_ENCODING,
+        **settings.headers,
+    }
+    return aiohttp.ClientSession(
+        connector=connector,
+        headers=headers,
+        proxy=settings.proxy,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=None, connect=settings.connect_timeout),
+        max_line_size=settings.max_header_bytes,
+        max_field_size=settings.max_header_bytes,
+        max_headers=MAX_HEADERS,
+    )
+
+
+def _redirect_target(url: str, status: int, location: str | None) -> str | None:
+    if status not in REDIRECT_STATUSES or not location:
+        return None
+    resolved = urls.resolve(location, url)
+    return urls.without_fragment(resolved) if resolved and urls.is_http(resolved) else None
+
+
+async def _read(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """At most `limit` bytes of the decoded body, and whether more was there.
+
+    aiohttp inflates gzip, deflate and br in pieces of at most its read buffer and stops
+    reading the socket while the buffer is full, so a compression bomb costs no more memory
+    than the bytes we ask for.
+    """
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = await resp.content.read(min(CHUNK, limit + 1 - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    truncated = len(body) > limit
+    del body[limit:]
+    return bytes(body), truncated
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _log_failure(url: str, exc: Exception, reason: str | None) -> None:
+    known = (aiohttp.ClientError, OSError, TimeoutError, HttpProcessingError, ValueError)
+    if isinstance(exc, known):
+        log.debug("request_failed", url=url, reason=reason, error=repr(exc))
+    else:  # not an exception a server should be able to cause: worth a look
+        log.warning("request_failed_unexpectedly", url=url, reason=reason, exc_info=exc)
