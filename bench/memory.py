@@ -1,0 +1,119 @@
+"""Peak memory of `crawler verify` at 10,000 and at 1,000,000 streamed claims, side by side.
+
+One nginx (installed with apt when missing) answers every path of every loopback address with
+a small page carrying the claimed link, so hosts cost nothing to create: host i is 127.1.x.y.
+Claims are written as a CSV stream (ten targets per page) and verified with the project's CLI
+under /usr/bin/time; the figure that matters is the ratio of the two peak RSS values.
+
+    .venv/bin/python bench/memory.py                     # 10,000 vs 1,000,000 claims, 10,000 hosts
+    .venv/bin/python bench/memory.py --claims 10000 200000 --hosts 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PORT = 18190
+PAGE = (
+    "<!doctype html><html><head><title>bench page</title></head><body><main>"
+    "<p>Some text before the links.</p>"
+    + "".join(f'<p><a href="https://target.example/t{i}">anchor {i}</a></p>' for i in range(10))
+    + "<footer><a href='/about'>about</a></footer></main></body></html>"
+)
+NGINX_CONF = """
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log crit;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 100000;
+    server {{
+        listen {port};
+        default_type text/html;
+        location = /robots.txt {{ return 200 "User-agent: *\\nAllow: /\\n"; }}
+        location / {{ return 200 '{page}'; }}
+    }}
+}}
+"""
+
+
+def host(i: int) -> str:
+    return f"127.1.{i // 250}.{1 + i % 250}"
+
+
+def write_claims(path: Path, claims: int, hosts: int) -> None:
+    """Ten claims a page, pages spread round-robin over the hosts."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write("source_url,target_url,vendor\n")
+        for n in range(claims):
+            page = n // 10
+            out.write(f"http://{host(page % hosts)}:{PORT}/p{page // hosts},https://target.example/t{n % 10},v{page % 7}\n")
+
+
+def start_nginx(workdir: Path) -> subprocess.Popen[bytes]:
+    if not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists():
+        subprocess.run("apt-get update -qq && apt-get install -y -qq nginx-light", shell=True, check=True)
+    conf = workdir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=workdir, port=PORT, page=PAGE))
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf), "-g", "daemon off;"])
+    time.sleep(0.5)
+    return proc
+
+
+def measure(crawler: str, workdir: Path, claims: int, hosts: int) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in KiB, summary line) of one verify run."""
+    csv_path = workdir / f"claims-{claims}.csv"
+    write_claims(csv_path, claims, hosts)
+    db = workdir / f"bench-{claims}.sqlite"
+    env = dict(os.environ, CRAWLER_ALLOW_PRIVATE="true", CRAWLER_DELAY="0", CRAWLER_PER_HOST="1")
+    started = time.monotonic()
+    proc = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", crawler, "verify", str(csv_path), "--db", str(db), "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.monotonic() - started
+    rss_kib = int(proc.stderr.strip().splitlines()[-1])
+    if proc.returncode not in (0, 1):
+        sys.exit(f"crawler exited {proc.returncode}: {proc.stderr[-2000:]}")
+    report = subprocess.run(
+        [crawler, "report", "--db", str(db), "--format", "json"], capture_output=True, text=True, check=False
+    )
+    return wall, rss_kib, report.stdout.strip().replace("\n", " ")[:300]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--claims", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--hosts", type=int, default=10_000)
+    parser.add_argument("--crawler", default=".venv/bin/crawler")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        workdir = Path(tmp)
+        nginx = start_nginx(workdir)
+        try:
+            rows = [(n, *measure(args.crawler, workdir, n, args.hosts)) for n in args.claims]
+        finally:
+            nginx.terminate()
+            nginx.wait()
+    print(f"{'claims':>10} {'wall s':>8} {'claims/s':>9} {'peak RSS MB':>12}")
+    for claims, wall, rss, _ in rows:
+        print(f"{claims:>10} {wall:8.1f} {claims / wall:9.0f} {rss / 1024:12.1f}")
+    print(f"peak RSS ratio {rows[-1][0]:,} / {rows[0][0]:,} claims: {rows[-1][2] / rows[0][2]:.2f}")
+    for claims, _, _, summary in rows:
+        print(f"report at {claims:,}: {summary}")
+
+
+if __name__ == "__main__":
+    main()
