@@ -17,8 +17,8 @@ Scoping: meta tags are scoped by their `name` (`robots` or the index agent). In 
 it in the same header value to `agent`, until the next `agent:` piece. This reads Google's
 documented one-agent-per-header form, and also what a proxy makes of two such headers
 folded into one (`googlebot: noindex, otherbot: nofollow`). A piece is taken as a
-directive, not a scope, when the part before its first colon is a valued directive name
-(`unavailable_after`, `max-snippet`, ...): `unavailable_after: 2030-01-01` is no agent.
+directive, not a scope, when the part before its first colon is a known directive name
+(`unavailable_after`, `max-snippet`, `noindex`, ...): `unavailable_after: 2030-01-01` is no agent.
 """
 
 from __future__ import annotations
@@ -33,7 +33,22 @@ from crawler import urls
 from crawler.models import Fetched, Page
 
 VALUED = frozenset({"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"})
-"""Directives that carry a value after a colon; any other `word:` in X-Robots-Tag is an agent."""
+"""Directives that carry a value after a colon."""
+KNOWN = VALUED | {
+    "all",
+    "follow",
+    "index",
+    "indexifembedded",
+    "noarchive",
+    "nocache",
+    "nofollow",
+    "noimageindex",
+    "noindex",
+    "none",
+    "nosnippet",
+    "notranslate",
+}
+"""Directive names Google or Bing document; any other `word:` in an X-Robots-Tag value is an agent."""
 NOINDEX = frozenset({"noindex", "none"})
 NOFOLLOW = frozenset({"nofollow", "none"})
 # RFC 822 and RFC 850 dates open with a weekday and a comma: "Friday, 25-Jun-10 ...".
@@ -68,7 +83,7 @@ def normalize(piece: str) -> str | None:
 
 def meta_directives(meta: Iterable[tuple[str, str]], agent: str) -> tuple[str, ...]:
     """Directives of every `<meta name=robots|agent>` (names case-insensitive), in order."""
-    names = {"robots", agent.lower()}
+    names = {"robots", agent.strip().lower()}
     found = (
         normalize(piece)
         for name, content in meta
@@ -80,7 +95,7 @@ def meta_directives(meta: Iterable[tuple[str, str]], agent: str) -> tuple[str, .
 
 def header_directives(headers: Iterable[tuple[str, str]], agent: str) -> tuple[str, ...]:
     """Directives of every `X-Robots-Tag` header that is unscoped or scoped to `agent`."""
-    agent = agent.lower()
+    agent = agent.strip().lower()
     found: list[str | None] = []
     for name, value in headers:
         if name.lower() == "x-robots-tag":
@@ -94,7 +109,7 @@ def _scoped(value: str) -> Iterator[tuple[str | None, str | None]]:
     for piece in split_directives(value):
         head, colon, rest = piece.partition(":")
         head = head.strip().lower()
-        if colon and head not in VALUED and _AGENT.fullmatch(head):
+        if colon and head not in KNOWN and _AGENT.fullmatch(head):
             scope, piece = head, rest
         yield scope, normalize(piece)
 

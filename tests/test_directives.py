@@ -143,6 +143,7 @@ class TestHeaderDirectives:
             ((("X-Robots-Tag", "noindex"),), ("noindex",)),
             ((("x-robots", "noindex"), ("link", "noindex")), ()),
             (xrt("googlebot:"), ()),
+            (xrt("noindex: yes"), ("noindex: yes",)),
         ],
     )
     def test_scoped_and_unscoped_values(

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crawler.extract import parse_page
 from crawler.models import (
     Claim,
     ExpectedRel,
@@ -628,6 +629,50 @@ class TestFields:
         """A decided result survives its own output format."""
         result = verdict(fetched(page(link(rel=("nofollow",))), headers=xrt("noarchive")))
         assert Result.from_dict(result.to_dict()) == result
+
+
+class TestParsedPages:
+    """The verdict over pages parsed by the extractor, as the pipeline runs them."""
+
+    @pytest.mark.parametrize(
+        ("html", "status", "flags"),
+        [
+            ('<a href="//www.target.com/product/">Target product</a>', Status.VERIFIED, ()),
+            ('<a href="/x">x</a> <p>We love Target.com!</p>', Status.MISSING, (Flag.UNLINKED_MENTION,)),
+            (
+                '<a rel="ugc,nofollow" href="https://target.com/product">T</a>',
+                Status.NOFOLLOW,
+                (Flag.NOFOLLOW, Flag.UGC),
+            ),
+            (
+                '<body><a href="https://target.com/product">T</a><meta name="GoogleBot" content="NoIndex">',
+                Status.NOT_INDEXABLE,
+                (Flag.NOINDEX,),
+            ),
+            (
+                '<meta name=robots content="unavailable_after: Friday, 25-Jun-10 15:00:00 GMT, follow">'
+                '<a href="https://target.com/product">T</a>',
+                Status.NOT_INDEXABLE,
+                (Flag.EXPIRED,),
+            ),
+            (
+                '<link rel=canonical href="/article/"><nav><a href="https://target.com/product">T</a></nav>',
+                Status.VERIFIED,
+                (Flag.BOILERPLATE,),
+            ),
+            (
+                '<link rel=canonical href="/print"><a href="https://target.com/product">T</a>',
+                Status.NOT_INDEXABLE,
+                (Flag.CANONICAL_ELSEWHERE,),
+            ),
+            ('<a href="https://target.com/other">T</a>', Status.MISSING, (Flag.WRONG_TARGET,)),
+        ],
+    )
+    def test_parsed_html(self, html: str, status: Status, flags: tuple[Flag, ...]) -> None:
+        """Real markup goes through parse_page and decide to the status and flags the contract gives."""
+        got = fetched(parse_page(html, SOURCE))
+        result = verdict(got)
+        assert (result.status, result.flags) == (status, flags)
 
 
 URLS = st.sampled_from(
