@@ -62,6 +62,7 @@ def without_fragment(url: str) -> str:
     return url.split("#", 1)[0]
 
 
+@lru_cache(maxsize=65536)
 def host_key(url: str) -> str:
     """The lower-cased host name of `url`: the unit of politeness ("" when there is none)."""
     parsed = parse(url)
