@@ -9,7 +9,8 @@ longer than `INDEX_LIMIT_BYTES` is parsed a second time, its indexed prefix only
 The rules the contract leaves open, decided here:
 
 - Links are `<a href>` and `<area href>` elements in any namespace (an SVG `<a href>` is a link in
-  browsers too), never inside `<template>`, kept when they resolve to http(s).
+  browsers too; an SVG `xlink:href` is no `href`), never inside `<template>`, kept when they
+  resolve to http(s).
 - Text is the text content, whitespace collapsed. A link without text takes the first non-empty
   `alt` of an `<img>` inside it; an `<area>` takes its own `alt`.
 - Hidden: the link or an ancestor has a `hidden` attribute, or an inline style whose winning
@@ -26,7 +27,7 @@ The rules the contract leaves open, decided here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -41,18 +42,25 @@ COMMENT_MARKERS = frozenset(
     {
         "comment",
         "comments",
-        "commentlist",
+        "commentlist",  # WordPress themes before 3.x
         "comment-list",
         "comments-area",
         "comment-body",
         "comment-content",
-        "comment-respond",
+        "comment-respond",  # the WordPress comment form
         "disqus_thread",
     }
 )
 """An element whose id or a class token is one of these (lower-cased) holds reader comments."""
 
 LINKS = "a[href], area[href]"
+# Every element that can give the links inside it another context than its parent's: a superset
+# of what `_enter` looks at (landmark and sectioning tags, role, hidden, style, comment markers by
+# substring). Found in the same pass as the links; the other ancestors are not even read.
+_SIGNIFICANT = (
+    "nav, aside, header, footer, main, article, section, [role], [hidden], [style], "
+    '[id*="comment" i], [class*="comment" i], [id*="disqus" i], [class*="disqus" i]'
+)
 _INVISIBLE = "script, style, noscript, template, iframe, noembed, noframes"
 _ASCII_WHITESPACE = " \t\n\f\r"
 _REL_SEPARATORS = str.maketrans("\t\n\f\r,", "     ")
@@ -75,19 +83,20 @@ _NOT_LANDMARK_ROLES = frozenset({"presentation", "none"})
 _SECTIONING_TAGS = frozenset({"article", "aside", "main", "nav", "section"})
 _SECTIONING_ROLES = frozenset({"article", "complementary", "main", "navigation", "region"})
 _SCOPED_LANDMARKS = frozenset({"header", "footer"})
-_STRUCTURAL_TAGS = _SECTIONING_TAGS | _TAG_LANDMARKS.keys()
 
 # A challenge page is thin: a CAPTCHA or a "checking your browser" notice, little text, few links.
 # Only then do its vendor's markers count; a normal page may embed reCAPTCHA in a comment form or
-# Cloudflare's bot-detection script (/cdn-cgi/challenge-platform/scripts/jsd/) on every page.
+# Cloudflare's bot-detection script (/cdn-cgi/challenge-platform/scripts/jsd/) on every page. The
+# markers are those of the challenge itself, not of scripts that sites load on every page (thin
+# single-page-app shells too): reCAPTCHA v3's api.js, AWS WAF's challenge.js integration.
 CHALLENGE_MAX_LINKS = 10
 CHALLENGE_MAX_TEXT = 2000
 _CHALLENGE_TITLES = frozenset(
     {
-        "just a moment...",
+        "just a moment...",  # Cloudflare
         "attention required! | cloudflare",
         "please wait... | cloudflare",
-        "access to this page has been denied",
+        "access to this page has been denied",  # PerimeterX
         "access to this page has been denied.",
     }
 )
@@ -99,11 +108,10 @@ _CHALLENGE_MARKERS = (
     "px-captcha",  # PerimeterX / HUMAN
     "captcha-delivery.com",  # DataDome
     "sucuri_cloudproxy",  # Sucuri firewall
-    "awswaf",  # AWS WAF challenge and CAPTCHA scripts
+    "gokuprops",  # AWS WAF challenge interstitial (window.gokuProps)
+    "awswafcaptcha",  # AWS WAF CAPTCHA (AwsWafCaptcha.renderCaptcha)
     "g-recaptcha",  # a reCAPTCHA widget
-    "recaptcha/api",
     "h-captcha",  # an hCaptcha widget
-    "hcaptcha.com",
 )
 
 
@@ -111,25 +119,24 @@ def parse_page(text: str, url: str, *, index_agent: str = "Googlebot") -> Page:
     """What the HTML `text` of the page at final URL `url` says; see the module docstring for the rules."""
     data = text.encode("utf-8", "surrogatepass")
     tree = LexborHTMLParser(data, scripting=True)
-    base_url = _base_url(tree, url)
-    nodes = tree.css(LINKS)
-    links = _links(nodes, base_url, _indexed_count(data, len(nodes)))
+    scan = _scan(tree)
+    base_url = _base_url(scan.base_href, url)
+    links = _links(scan, base_url, _indexed_count(data, len(scan.links)))
     title = _title(tree)
-    meta_robots = _meta_robots(tree, index_agent)
     canonical = _canonical(tree.head, base_url)
-    refresh_url = _refresh_url(tree, base_url)
-    visible_text = _visible_text(tree)  # last: it strips the tree of what is never shown
+    refresh_url = _refresh_url(scan.metas, base_url)
+    visible_text = _visible_text(tree, scan.invisible)  # last: it strips the tree of what is unseen
     page_host = urls.host_key(url)
     return Page(
         url=url,
         base_url=base_url,
         links=links,
-        meta_robots=meta_robots,
+        meta_robots=_meta_robots(scan.metas, index_agent),
         canonical=canonical,
         refresh_url=refresh_url,
         visible_text=visible_text,
         bot_challenge=_is_bot_challenge(text, title, len(links), visible_text),
-        outbound_links=sum(1 for link in links if urls.host_key(link.url) != page_host),
+        outbound_links=sum(1 for link in links if _host(link.url) != page_host),
     )
 
 
@@ -151,12 +158,21 @@ def _http(href: str | None, base_url: str) -> str | None:
     return resolved if resolved is not None and urls.is_http(resolved) else None
 
 
-def _base_url(tree: LexborHTMLParser, url: str) -> str:
+def _host(url: str) -> str:
+    """`urls.host_key` of a URL the WHATWG parser serialised, read off the string without reparsing.
+
+    Such a URL is `scheme://[userinfo@]host[:port]/...` with a lower-case host; `@` and `/` in the
+    userinfo are percent-encoded; an IPv6 host is bracketed.
+    """
+    authority = url.split("/", 3)[2].rpartition("@")[2]
+    if authority.startswith("["):
+        return authority[: authority.find("]") + 1]
+    return authority.partition(":")[0]
+
+
+def _base_url(href: str | None, url: str) -> str:
     """The first `<base href>` resolved against the page URL, if it resolves; else the page URL."""
-    base = tree.css_first("base[href]")
-    if base is None:
-        return url
-    return urls.resolve(base.attributes.get("href") or "", url) or url
+    return (urls.resolve(href, url) or url) if href is not None else url
 
 
 def _indexed_count(data: bytes, total: int) -> int:
@@ -171,25 +187,78 @@ def _indexed_count(data: bytes, total: int) -> int:
     cut = INDEX_LIMIT_BYTES
     while cut and data[cut] & 0xC0 == 0x80:  # back off to the start of a UTF-8 character
         cut -= 1
-    return min(total, len(LexborHTMLParser(data[:cut], scripting=True).css(LINKS)))
+    prefix = LexborHTMLParser(data[:cut], scripting=True)
+    return min(total, sum(1 for node in prefix.css(LINKS) if "href" in node.attributes))
 
 
-def _links(nodes: list[LexborNode], base_url: str, indexed: int) -> tuple[Link, ...]:
-    """The http(s) links among `nodes`, in document order; the first `indexed` are within the limit."""
+def _tag_ids(names: str) -> frozenset[int]:
+    """Lexbor's ids of the tags `names` (comma separated), asked of Lexbor rather than copied."""
+    html = "".join(f"<{name}></{name}>" for name in names.split(", "))
+    return frozenset(node.tag_id for node in LexborHTMLParser(html).css(names))
+
+
+_Attributes = dict[str, str | None]
+_LINK_TAGS = _tag_ids("a, area")
+_AREA_TAGS = _tag_ids("area")
+_META_TAGS = _tag_ids("meta")
+_BASE_TAGS = _tag_ids("base")
+_INVISIBLE_TAGS = _tag_ids(_INVISIBLE)
+_SCANNED = f"{LINKS}, {_SIGNIFICANT}, base[href], meta, {_INVISIBLE}"
+
+
+@dataclass(slots=True)
+class _Scan:
+    """What one pass over the document found, sorted by what it is for."""
+
+    links: list[tuple[LexborNode, _Attributes]] = field(default_factory=list)
+    seen: set[int] = field(default_factory=set)
+    """Ids of every element found: a superset of the `_SIGNIFICANT` ones."""
+    base_href: str | None = None
+    metas: list[_Attributes] = field(default_factory=list)
+    invisible: list[LexborNode] = field(default_factory=list)
+
+
+def _scan(tree: LexborHTMLParser) -> _Scan:
+    """Links, significant elements, base, metas and unseen elements, in one pass, document order.
+
+    Lexbor lists an element once per selector it matches; CSS `[href]` also matches an SVG
+    `xlink:href`, which is no `href`: such elements are no links.
+    """
+    scan = _Scan()
+    for node in tree.css(_SCANNED):
+        key = node.mem_id
+        if key in scan.seen:
+            continue
+        scan.seen.add(key)
+        tag = node.tag_id
+        if tag in _LINK_TAGS:
+            attrs = node.attributes
+            if "href" in attrs:
+                scan.links.append((node, attrs))
+        elif tag in _META_TAGS:
+            scan.metas.append(node.attributes)
+        elif tag in _INVISIBLE_TAGS:
+            scan.invisible.append(node)
+        elif tag in _BASE_TAGS and scan.base_href is None:
+            attrs = node.attributes
+            if "href" in attrs:  # not a <base target> found for its style
+                scan.base_href = attrs["href"] or ""
+    return scan
+
+
+def _links(scan: _Scan, base_url: str, indexed: int) -> tuple[Link, ...]:
+    """The http(s) links of the page, in document order; the first `indexed` are within the limit."""
     contexts: dict[int, _Context] = {}
     resolved: dict[str, str | None] = {}  # pages repeat hrefs: resolve each once
     links = []
-    for position, node in enumerate(nodes):
-        attrs = node.attributes
-        if "href" not in attrs:
-            continue  # matched by an SVG `xlink:href`, which is no `href`
+    for position, (node, attrs) in enumerate(scan.links):
         href = attrs["href"] or ""
         if href not in resolved:
             resolved[href] = _http(href, base_url)
         url = resolved[href]
         if url is None:
             continue
-        context = _context(node, contexts)
+        context = _context(node, contexts, scan.seen)
         links.append(
             Link(
                 href=href,
@@ -204,12 +273,12 @@ def _links(nodes: list[LexborNode], base_url: str, indexed: int) -> tuple[Link, 
     return tuple(links)
 
 
-def _link_text(node: LexborNode, attrs: dict[str, str | None]) -> str:
+def _link_text(node: LexborNode, attrs: _Attributes) -> str:
     """The link's collapsed text; without any, its image's alt (an `<area>`: its own alt)."""
     text = collapse(node.text())
     if text:
         return text
-    if node.tag == "area":
+    if node.tag_id in _AREA_TAGS:
         return collapse(attrs.get("alt") or "")
     for image in node.css("img[alt]"):
         alt = collapse(image.attributes.get("alt") or "")
@@ -231,21 +300,23 @@ class _Context:
 _ROOT = _Context()
 
 
-def _context(node: LexborNode, cache: dict[int, _Context]) -> _Context:
+def _context(node: LexborNode, cache: dict[int, _Context], significant: set[int]) -> _Context:
     """The context `node`'s ancestors make; each ancestor is looked at once per page (`cache`)."""
     path = []
     context = _ROOT
     parent = node.parent
     while parent is not None:
-        known = cache.get(parent.mem_id)
+        key = parent.mem_id
+        known = cache.get(key)
         if known is not None:
             context = known
             break
-        path.append(parent)
+        path.append((key, parent))
         parent = parent.parent
-    for element in reversed(path):
-        context = _enter(context, element)
-        cache[element.mem_id] = context
+    for key, element in reversed(path):
+        if key in significant:
+            context = _enter(context, element)
+        cache[key] = context
     return context
 
 
@@ -253,8 +324,6 @@ def _enter(outer: _Context, element: LexborNode) -> _Context:
     """The context inside `element`, given the one around it."""
     tag = element.tag or ""
     attrs = element.attributes
-    if not attrs and tag not in _STRUCTURAL_TAGS:
-        return outer  # a bare <div>, <p>, <li>...: most ancestors; nothing changes
     role = _role(attrs)
     if outer.region is Region.COMMENTS or _is_comments(attrs):
         region = Region.COMMENTS
@@ -267,7 +336,7 @@ def _enter(outer: _Context, element: LexborNode) -> _Context:
     )
 
 
-def _role(attrs: dict[str, str | None]) -> str:
+def _role(attrs: _Attributes) -> str:
     """The element's explicit ARIA role (the first token), lower-cased; "" when none."""
     tokens = (attrs.get("role") or "").lower().split()
     return tokens[0] if tokens else ""
@@ -282,7 +351,7 @@ def _landmark(tag: str, role: str, sectioned: bool) -> Region | None:
     return _TAG_LANDMARKS.get(tag)
 
 
-def _is_comments(attrs: dict[str, str | None]) -> bool:
+def _is_comments(attrs: _Attributes) -> bool:
     """True when the element's id or one of its class tokens marks reader comments."""
     ident = attrs.get("id")
     if ident and ident.lower() in COMMENT_MARKERS:
@@ -291,7 +360,7 @@ def _is_comments(attrs: dict[str, str | None]) -> bool:
     return classes is not None and not COMMENT_MARKERS.isdisjoint(classes.lower().split())
 
 
-def _hides(attrs: dict[str, str | None]) -> bool:
+def _hides(attrs: _Attributes) -> bool:
     """True when the element itself is hidden: a `hidden` attribute or a hiding inline style."""
     if "hidden" in attrs:
         return True
@@ -333,12 +402,11 @@ def _title(tree: LexborHTMLParser) -> str:
     return collapse(title.text()).lower() if title is not None else ""
 
 
-def _meta_robots(tree: LexborHTMLParser, index_agent: str) -> tuple[tuple[str, str], ...]:
+def _meta_robots(metas: list[_Attributes], index_agent: str) -> tuple[tuple[str, str], ...]:
     """(name, content) of every `<meta name=robots>` or `<meta name=index_agent>`, head or body."""
     names = {"robots", index_agent.strip().lower()}
     found = []
-    for meta in tree.css("meta[name]"):
-        attrs = meta.attributes
+    for attrs in metas:
         name = (attrs.get("name") or "").strip().lower()
         if name in names:
             found.append((name, attrs.get("content") or ""))
@@ -358,15 +426,14 @@ def _canonical(head: LexborNode | None, base_url: str) -> str | None:
     return None
 
 
-def _refresh_url(tree: LexborHTMLParser, base_url: str) -> str | None:
+def _refresh_url(metas: list[_Attributes], base_url: str) -> str | None:
     """The target of the page's meta refresh when it is instant (delay <= 1 s) and elsewhere.
 
     As in browsers, the first refresh whose content parses is the page's refresh; a longer delay
     or no URL (a reload of the page itself) is no redirect.
     """
-    for meta in tree.css("meta[http-equiv][content]"):
-        attrs = meta.attributes
-        if (attrs.get("http-equiv") or "").strip().lower() != "refresh":
+    for attrs in metas:
+        if (attrs.get("http-equiv") or "").strip().lower() != "refresh" or "content" not in attrs:
             continue
         refresh = _parse_refresh(attrs.get("content") or "")
         if refresh is None:
@@ -409,16 +476,17 @@ def _refresh_target(rest: str) -> str:
     return rest
 
 
-def _visible_text(tree: LexborHTMLParser) -> str:
+def _visible_text(tree: LexborHTMLParser, invisible: list[LexborNode]) -> str:
     """The body's text as a reader sees it, collapsed and lower-cased. Removes unseen elements.
 
     Text nodes are joined by a space: two blocks never glue into a word that is not on the page
-    (a host name split by inline markup, `ex<b>ample.com</b>`, is the rarer loss).
+    (a host name split by inline markup, `ex<b>ample.com</b>`, is the rarer loss). Text hidden by
+    an attribute or a style stays: it is on the page, as the contract's list of exclusions says.
     """
-    for element in tree.css(_INVISIBLE):
+    for element in invisible:
         element.decompose(recursive=False)  # detached with its subtree; nothing to free now
     root = tree.body or tree.root
-    return collapse(root.text(separator=" ")).lower() if root is not None else ""
+    return collapse(root.text(separator=" ", strip=True, skip_empty=True)).lower() if root else ""
 
 
 def _is_bot_challenge(text: str, title: str, links: int, visible_text: str) -> bool:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crawler import urls
-from crawler.extract import INDEX_LIMIT_BYTES, collapse, parse_page, rel_tokens
+from crawler.extract import COMMENT_MARKERS, INDEX_LIMIT_BYTES, collapse, parse_page, rel_tokens
 from crawler.models import Link, Page, Region
 
 URL = "https://example.com/dir/page.html"
@@ -161,7 +161,7 @@ class TestBase:
             ('<base href="sub/">', "https://example.com/dir/sub/", "https://example.com/dir/sub/x"),
             ('<base href="/">', "https://example.com/", "https://example.com/x"),
             (
-                '<base target="_blank"><base href="/b/"><base href="/ignored/">',
+                '<base target="_blank" style="x"><base href="/b/"><base href="/ignored/">',
                 "https://example.com/b/",
                 "https://example.com/b/x",
             ),
@@ -232,6 +232,7 @@ class TestRegion:
             ('<article><header><a href="/">x</a></header></article>', Region.MAIN),
             ('<main><footer><a href="/">x</a></footer></main>', Region.MAIN),
             ('<section><header><a href="/">x</a></header></section>', Region.MAIN),
+            ('<div role="main"><header><a href="/">x</a></header></div>', Region.MAIN),
             ('<aside><footer><a href="/">x</a></footer></aside>', Region.ASIDE),
             ('<article><header role="banner"><a href="/">x</a></header></article>', Region.HEADER),
             ('<article><nav><a href="/">x</a></nav></article>', Region.NAV),
@@ -249,6 +250,14 @@ class TestRegion:
     def test_region(self, html: str, region: Region) -> None:
         """Comments by id/class first, else the nearest landmark, else main."""
         assert only(html).region is region
+
+    @pytest.mark.parametrize("marker", sorted(COMMENT_MARKERS))
+    def test_every_comment_marker(self, marker: str) -> None:
+        """Each documented marker makes a comments region as an id or as a class token, in any case."""
+        assert only(f'<div id="{marker.upper()}"><a href="/">x</a></div>').region is Region.COMMENTS
+        assert (
+            only(f'<div class="x {marker.title()}"><p><a href="/">x</a></p></div>').region is Region.COMMENTS
+        )
 
     def test_regions_of_siblings(self) -> None:
         """Each link gets its own region; cached ancestors do not leak into siblings."""
@@ -473,7 +482,9 @@ class TestBotChallenge:
             "<p>Please enable JS</p><script src='https://ct.captcha-delivery.com/c.js'></script>",
             '<title>Access to this page has been denied</title><div id="px-captcha"></div>',
             "<script>document.cookie='sucuri_cloudproxy_js=x'</script>",
+            "<script>window.awsWafCookieDomainList = [];window.gokuProps = {'key': 'k'};</script>"
             '<script src="https://abc.token.awswaf.com/abc/challenge.js"></script>',
+            '<div id="captcha-container"></div><script>AwsWafCaptcha.renderCaptcha(c, {});</script>',
             '<form id="captcha-form"><div class="g-recaptcha" data-sitekey="k"></div></form>',
             '<form><div class="h-captcha" data-sitekey="k"></div></form>',
         ],
@@ -490,6 +501,9 @@ class TestBotChallenge:
             ARTICLE.format(title="Shoes", script=JSD),
             f"<title>Tiny</title>{JSD}<p>A small page.</p>",
             "<title>Tiny</title><p>Hello</p>",
+            # A single-page-app shell: thin, with the scripts such apps load on every page.
+            '<div id="root"></div><script src="https://www.google.com/recaptcha/api.js?render=k"></script>'
+            '<script src="https://abc.token.awswaf.com/abc/challenge.js"></script>',
         ],
     )
     def test_normal_pages(self, html: str) -> None:
@@ -560,7 +574,8 @@ def test_never_raises(html: str, url: str) -> None:
     assert all(urls.is_http(link.url) for link in page.links)
     assert all(token and token == token.lower() for link in page.links for token in link.rel)
     assert not any(link.beyond_index_limit for link in page.links)
-    assert 0 <= page.outbound_links <= len(page.links)
+    host = urls.host_key(url)
+    assert page.outbound_links == sum(1 for link in page.links if urls.host_key(link.url) != host)
     assert page.visible_text == page.visible_text.lower()
     assert page.refresh_url is None or urls.is_http(page.refresh_url)
 

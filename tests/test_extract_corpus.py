@@ -107,7 +107,10 @@ def html5lib_links(text: str, url: str) -> list[Key]:
 
 
 def our_links(text: str, url: str) -> list[Key]:
-    return [(link.url, link.text, link.rel) for link in parse_page(text, url).links]
+    page = parse_page(text, url)
+    host = urls.host_key(url)
+    assert page.outbound_links == sum(1 for link in page.links if urls.host_key(link.url) != host)
+    return [(link.url, link.text, link.rel) for link in page.links]
 
 
 def agreement(ours: list[Key], theirs: list[Key]) -> tuple[int, int, list[tuple[str, Any, Any]]]:
