@@ -1,0 +1,236 @@
+"""What a person sees: the progress of a run, and a run's summary as tables or JSON.
+
+On a terminal, a progress bar on standard error (counts per status, rate, time left);
+anywhere else one structured log line every `LOG_EVERY` seconds instead. Summaries are
+rich tables, plain text when the stream is not a terminal.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from typing import Any, Protocol, TextIO
+
+import structlog
+from rich.console import Console, Group, RenderableType
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from crawler.models import Result, Status
+from crawler.store import Report, RunInfo
+
+LOG_EVERY = 10.0
+"""Seconds between two progress log lines when standard error is not a terminal."""
+_REFRESH = 0.1
+_STYLE = {
+    Status.VERIFIED: "green",
+    Status.NOFOLLOW: "yellow",
+    Status.NOT_INDEXABLE: "yellow",
+    Status.MISSING: "red",
+    Status.PAGE_ERROR: "red",
+    Status.UNREACHABLE: "magenta",
+    Status.BLOCKED: "magenta",
+    Status.INVALID: "dim",
+}
+log = structlog.get_logger()
+
+
+class RunProgress(Protocol):
+    """Told about each result as it is decided, between `start` and `stop`."""
+
+    def start(self, total: int) -> None: ...
+    def advance(self, result: Result) -> None: ...
+    def stop(self) -> None: ...
+
+
+class Silent:
+    """No progress at all (`--quiet`)."""
+
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, result: Result) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class _Counts:
+    """Results so far by status, and the rate since `start`."""
+
+    def __init__(self) -> None:
+        self.by_status: Counter[Status] = Counter()
+        self.total = 0
+        self.started = time.monotonic()
+
+    @property
+    def done(self) -> int:
+        return sum(self.by_status.values())
+
+    def rate(self) -> float:
+        return self.done / max(time.monotonic() - self.started, 1e-9)
+
+
+class ProgressLog(_Counts):
+    """A `progress` log line every `every` seconds: for logs that a machine reads."""
+
+    def __init__(self, every: float = LOG_EVERY) -> None:
+        super().__init__()
+        self._every = every
+        self._next = 0.0
+
+    def start(self, total: int) -> None:
+        self.total, self.started = total, time.monotonic()
+        self._next = self.started + self._every
+
+    def advance(self, result: Result) -> None:
+        self.by_status[result.status] += 1
+        if time.monotonic() >= self._next:
+            self._next = time.monotonic() + self._every
+            counts = {status.value: n for status, n in self.by_status.items()}
+            log.info(
+                "progress", decided=self.done, total=self.total, per_second=round(self.rate(), 1), **counts
+            )
+
+    def stop(self) -> None:
+        pass
+
+
+class ProgressBar(_Counts):
+    """A rich progress bar on a terminal; log lines are printed above it while it runs."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[statuses]}"),
+            console=console,
+            transient=True,
+        )
+        self._task = self._progress.add_task("verifying", total=None, rate="", statuses="", start=False)
+        self._shown = 0.0
+
+    def start(self, total: int) -> None:
+        self.total, self.started = total, time.monotonic()
+        self._progress.update(self._task, total=total)
+        self._progress.start_task(self._task)
+        self._progress.start()
+
+    def advance(self, result: Result) -> None:
+        self.by_status[result.status] += 1
+        now = time.monotonic()
+        if now - self._shown >= _REFRESH or self.done == self.total:
+            self._shown = now
+            self._progress.update(
+                self._task, completed=self.done, rate=f"{self.rate():.1f}/s", statuses=self._line()
+            )
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+    def _line(self) -> str:
+        return "  ".join(f"[{_STYLE[s]}]{s.value} {n}[/]" for s in Status if (n := self.by_status[s]))
+
+
+def run_progress(console: Console, *, quiet: bool) -> RunProgress:
+    """The right progress display for where standard error goes."""
+    if quiet:
+        return Silent()
+    return ProgressBar(console) if console.is_terminal else ProgressLog()
+
+
+def report_tables(report: Report, *, tags: Collection[str] | None = None) -> RenderableType:
+    """A run's summary for people: counts by status, by flag and by tag (all tags, or `tags`)."""
+    parts: list[RenderableType] = [_run_line(report.run), _status_table(report.run)]
+    if report.by_flag:
+        parts.append(_counts_table("flag", ((flag.value, n) for flag, n in report.by_flag.items())))
+    parts.extend(_tag_tables(report, tags))
+    return Group(*parts)
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """A run's summary for machines (the shape `crawler report --format json` prints)."""
+    run = report.run
+    return {
+        "run": {
+            "id": run.id,
+            "status": run.status.value,
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+            "claims": run.claims,
+            "decided": run.decided,
+            "pending": run.pending,
+        },
+        "by_status": {status.value: run.by_status.get(status, 0) for status in Status},
+        "by_flag": {flag.value: n for flag, n in report.by_flag.items()},
+        "by_tag": [
+            {
+                "key": tag.key,
+                "value": tag.value,
+                "total": tag.total,
+                "by_status": _status_words(tag.by_status),
+            }
+            for tag in report.by_tag
+        ],
+    }
+
+
+def results_table(results: Iterable[Result], *, note_tag: str = "case") -> Table:
+    """One row per result: claim, what it is about (its `note_tag` tag), status, reason, flags."""
+    table = Table("claim", note_tag, "status", "reason", "flags", title="Results", title_justify="left")
+    for result in results:
+        status = f"[{_STYLE[result.status]}]{result.status.value}[/]"
+        flags = " ".join(flag.value for flag in result.flags)
+        table.add_row(result.claim_id, result.tags.get(note_tag, ""), status, result.reason or "", flags)
+    return table
+
+
+def console(stream: TextIO) -> Console:
+    """A console on `stream`: styled on a terminal, plain and wide enough for tables elsewhere."""
+    if stream.isatty():
+        return Console(file=stream)
+    return Console(file=stream, width=160, no_color=True, highlight=False)
+
+
+def _run_line(run: RunInfo) -> str:
+    ended = f", ended {run.finished_at}" if run.finished_at else ""
+    return f"Run {run.id} ({run.status.value}): {run.decided} of {run.claims} claims decided{ended}"
+
+
+def _status_table(run: RunInfo) -> Table:
+    table = Table("status", "results", "share", title="By status", title_justify="left")
+    for status in Status:
+        n = run.by_status.get(status, 0)
+        share = f"{n / run.decided:.0%}" if run.decided else "-"
+        table.add_row(f"[{_STYLE[status]}]{status.value}[/]", str(n), share)
+    table.add_section()
+    table.add_row("total", str(run.decided), "")
+    return table
+
+
+def _counts_table(kind: str, rows: Iterable[tuple[str, int]]) -> Table:
+    table = Table(kind, "results", title=f"By {kind}", title_justify="left")
+    for name, n in rows:
+        table.add_row(name, str(n))
+    return table
+
+
+def _tag_tables(report: Report, only: Collection[str] | None) -> Iterator[Table]:
+    statuses = [status for status in Status if report.run.by_status.get(status)]
+    keys = dict.fromkeys(tag.key for tag in report.by_tag if only is None or tag.key in only)
+    for key in keys:
+        table = Table(key, "total", *(s.value for s in statuses), title=f"By tag {key}", title_justify="left")
+        for tag in (tag for tag in report.by_tag if tag.key == key):
+            counts = [str(tag.by_status.get(status, 0)) for status in statuses]
+            table.add_row(tag.value if tag.value is not None else "(other values)", str(tag.total), *counts)
+        yield table
+
+
+def _status_words(counts: Mapping[Status, int]) -> dict[str, int]:
+    return {status.value: n for status, n in counts.items()}

@@ -1,0 +1,148 @@
+"""A run as the command line makes it: claims into the store, verified, results saved.
+
+`verify_run` is the whole of `crawler verify` but the argument parsing: it opens the store,
+resumes or begins a run, imports the inputs (or attaches every stored claim for a re-check),
+feeds the pending claims to `pipeline.verify`, saves results in batches, writes them to an
+optional JSON Lines stream, and leaves the run finished, or interrupted when SIGINT or
+SIGTERM cancelled it (the next run resumes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+from collections.abc import AsyncGenerator, Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO, TypeVar, cast
+
+import structlog
+
+from crawler import display, pipeline
+from crawler.claims import ClaimReader
+from crawler.config import Settings
+from crawler.export import json_line
+from crawler.models import Result
+from crawler.store import Report, Run, RunInfo, Store
+
+try:
+    import uvloop
+except ImportError:  # not built for Windows; asyncio's own loop does the same job slower
+    uvloop = None  # type: ignore[assignment]
+
+_T = TypeVar("_T")
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How a run ended: its counts, and whether a signal stopped it."""
+
+    report: Report
+    interrupted: bool
+
+    @property
+    def info(self) -> RunInfo:
+        return self.report.run
+
+
+def run_async(work: Coroutine[Any, Any, _T]) -> _T:
+    """Run `work` on uvloop where it exists, else on asyncio's loop."""
+    if uvloop is not None:
+        return uvloop.run(work)
+    return asyncio.run(work)
+
+
+async def verify_run(
+    db: Path,
+    inputs: Sequence[ClaimReader],
+    settings: Settings,
+    *,
+    fresh: bool,
+    output: TextIO | None = None,
+    progress: display.RunProgress | None = None,
+) -> RunOutcome:
+    """One run: import `inputs` (none: re-check every claim), verify what is pending, save.
+
+    The work runs in a task that SIGINT and SIGTERM cancel; the results decided until then
+    are saved and the run is marked interrupted, to be resumed.
+    """
+    progress = progress or display.Silent()
+    async with Store(db) as store:
+        run = await store.begin_run(_settings_record(settings), fresh=fresh)
+        log.info("run started", run_id=run.id, resumed=run.resumed, db=str(db))
+        work = asyncio.create_task(_work(store, run, inputs, settings, output, progress))
+        interrupted = await _until_done_or_signalled(work)
+        await store.finish_run(run, interrupted=interrupted)
+        report = await store.report(run.id)
+    info = report.run
+    log.info(
+        "run interrupted" if interrupted else "run finished",
+        run_id=run.id,
+        claims=info.claims,
+        decided=info.decided,
+        **{status.value: n for status, n in info.by_status.items()},
+    )
+    return RunOutcome(report, interrupted)
+
+
+async def _work(
+    store: Store,
+    run: Run,
+    inputs: Sequence[ClaimReader],
+    settings: Settings,
+    output: TextIO | None,
+    progress: display.RunProgress,
+) -> None:
+    for reader in inputs:
+        counts = await store.add_claims(run, reader)
+        log.info("claims imported", run_id=run.id, **dataclasses.asdict(counts))
+    if not inputs and not run.resumed:
+        await store.add_all_claims(run)
+    progress.start((await store.run_info(run.id)).pending)
+    # verify is an async generator (annotated as an iterator): closed at once if we stop early.
+    verified = cast(
+        AsyncGenerator[Result, None], pipeline.verify(store.pending(run), settings, run_id=run.id)
+    )
+    try:
+        async with store.writer() as writer, contextlib.aclosing(verified) as results:
+            async for result in results:
+                await writer.add(result)
+                _emit(output, result)
+                progress.advance(result)
+    finally:
+        progress.stop()
+
+
+def _emit(output: TextIO | None, result: Result) -> None:
+    if output is not None:
+        output.write(json_line(result) + "\n")
+        output.flush()  # "as soon as decided": a reader of the stream sees each result at once
+
+
+async def _until_done_or_signalled(work: asyncio.Task[None]) -> bool:
+    """Wait for `work`; SIGINT or SIGTERM cancel it. True when it was cancelled."""
+    loop = asyncio.get_running_loop()
+    handled = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers on Windows
+            loop.add_signal_handler(signum, work.cancel)
+            handled.append(signum)
+    try:
+        await asyncio.wait([work])
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+    if work.cancelled():
+        return True
+    work.result()  # an error of the work is raised here, after the run is left resumable
+    return False
+
+
+def _settings_record(settings: Settings) -> dict[str, object]:
+    """The settings stored with a run; header values are left out, they may hold secrets."""
+    record = dataclasses.asdict(settings)
+    record["headers"] = sorted(settings.headers)
+    return record

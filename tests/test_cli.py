@@ -1,0 +1,474 @@
+"""The `crawler` command end to end: real subprocesses, real SQLite files, real loopback servers."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from servers import Server, Servers, respond, running
+
+from crawler.export import csv_header, csv_row, neutralise
+from crawler.models import Flag, Link, Region, Result, Status
+
+# The output contract's field names (SPEC section 2), written out: the test must not trust the code.
+CONTRACT_FIELDS = [
+    "claim_id", "source_url", "target_url", "tags", "run_id", "checked_at", "status", "reason", "flags",
+    "http_status", "final_url", "redirects", "content_type", "encoding", "bytes", "elapsed_ms", "attempts",
+    "robots_crawler_allowed", "robots_index_allowed", "meta_robots", "x_robots_tag", "canonical_url",
+    "indexable", "link", "links_matched", "outbound_links",
+]  # fmt: skip
+TARGET = "https://target.example/product"
+PAGES = {
+    "/robots.txt": ("User-agent: *\nAllow: /\n", "text/plain"),
+    "/verified": (f'<html><body><main><a href="{TARGET}">Great product</a></main></body></html>', None),
+    "/nofollow": (f'<html><body><a rel="nofollow" href="{TARGET}">Great product</a></body></html>', None),
+    "/missing": ("<html><body><p>No links here.</p></body></html>", None),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[Servers]:
+    async with running() as factory:
+        yield factory
+
+
+@pytest.fixture
+async def site(servers: Servers) -> Server:
+    """A small site on 127.0.0.2: one page per status it can produce, and a 404."""
+    routes = {
+        path: respond(body, content_type=kind or "text/html; charset=utf-8")
+        for path, (body, kind) in PAGES.items()
+    }
+    routes["/gone"] = respond("<h1>Not found</h1>", status=404)
+    return await servers.app(routes, host="127.0.0.2")
+
+
+def _environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("CRAWLER_")}
+    return {**environ, "CRAWLER_ALLOW_PRIVATE": "true", "CRAWLER_DELAY": "0", **(extra or {})}
+
+
+async def crawler(
+    *args: str, cwd: Path, stdin: bytes | None = None, env: Mapping[str, str] | None = None
+) -> Done:
+    """Run `python -m crawler ARGS` without blocking the loop that serves the test site."""
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crawler", *args,
+        cwd=cwd, env=_environ(env),
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=90)
+    assert process.returncode is not None
+    return Done(process.returncode, out.decode(), err.decode(), time.monotonic() - started)
+
+
+def _claims_csv(site: Server, path: Path, *, extra: str = "") -> Path:
+    rows = [
+        "id,source_url,target_url,expected_anchor,vendor,note",
+        f'c1,{site.url("/verified")},{TARGET},great product,acme,=HYPERLINK("http://evil.example")',
+        f"c2,{site.url('/nofollow')},{TARGET},,acme,",
+        f"c3,{site.url('/missing')},{TARGET},,globex,",
+        f"c4,{site.url('/gone')},{TARGET},,globex,",
+        f"c5,ftp://files.example/x,{TARGET},,globex,",
+    ]
+    path.write_text("\n".join(rows) + "\n" + extra, encoding="utf-8")
+    return path
+
+
+EXPECTED = {"c1": "verified", "c2": "nofollow", "c3": "missing", "c4": "page_error", "c5": "invalid"}
+
+
+def _db_rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def _jsonl(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+class TestVerify:
+    async def test_verify_then_export_every_format(self, site: Server, tmp_path: Path) -> None:
+        """verify stores a result per claim; export prints JSONL, JSON and CSV with the contract's fields."""
+        claims = _claims_csv(site, tmp_path / "claims.csv")
+        done = await crawler("verify", str(claims), "--db", "c.sqlite", cwd=tmp_path)
+        assert done.code == 0, done.stderr
+        assert "verified" in done.stdout  # the summary table
+        events = [line["event"] for line in _jsonl(done.stderr)]  # JSON logs off a terminal
+        assert events[0] == "run started"
+        assert events[-1] == "run finished"
+
+        jsonl = await crawler("export", "--db", "c.sqlite", "--format", "jsonl", cwd=tmp_path)
+        records = _jsonl(jsonl.stdout)
+        assert {r["claim_id"]: r["status"] for r in records} == EXPECTED
+        assert all(list(record) == CONTRACT_FIELDS for record in records)
+        by_id = {r["claim_id"]: r for r in records}
+        assert by_id["c1"]["link"] == {
+            "href": TARGET, "url": TARGET, "text": "Great product",
+            "rel": [], "hidden": False, "region": "main",
+        }  # fmt: skip
+        assert by_id["c1"]["tags"] == {"vendor": "acme", "note": '=HYPERLINK("http://evil.example")'}
+        assert by_id["c4"]["reason"] == "http_404"
+        assert str(by_id["c5"]["reason"]).startswith("row 6: source_url")
+
+        as_json = await crawler("export", "--db", "c.sqlite", "--format", "json", cwd=tmp_path)
+        assert json.loads(as_json.stdout) == records
+
+        as_csv = await crawler("export", "--db", "c.sqlite", "--format", "csv", cwd=tmp_path)
+        rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+        assert {row["claim_id"]: row["status"] for row in rows} == EXPECTED
+        assert set(CONTRACT_FIELDS) <= set(rows[0])
+        first = next(row for row in rows if row["claim_id"] == "c1")
+        assert first["tag:note"] == '\'=HYPERLINK("http://evil.example")'  # neutralised for spreadsheets
+        assert first["tag:vendor"] == "acme"
+        assert json.loads(first["link"])["text"] == "Great product"
+        assert (first["link_text"], first["link_region"], first["indexable"]) == (
+            "Great product",
+            "main",
+            "true",
+        )
+
+    async def test_export_filters_by_status_and_run(self, site: Server, tmp_path: Path) -> None:
+        """--status keeps the statuses asked for; --run picks a run by id; an unknown run exits 2."""
+        claims = _claims_csv(site, tmp_path / "claims.csv")
+        assert (await crawler("verify", str(claims), "--db", "c.sqlite", cwd=tmp_path)).code == 0
+        [(run_id,)] = _db_rows(tmp_path / "c.sqlite", "SELECT id FROM runs")
+        done = await crawler(
+            "export", "--db", "c.sqlite", "--format", "jsonl",
+            "--status", "missing,nofollow", "--run", str(run_id), cwd=tmp_path,
+        )  # fmt: skip
+        assert sorted(r["status"] for r in _jsonl(done.stdout)) == ["missing", "nofollow"]
+        unknown = await crawler("export", "--db", "c.sqlite", "--run", "no-such-run", cwd=tmp_path)
+        assert unknown.code == 2
+        assert "no-such-run" in unknown.stderr
+        bad_status = await crawler("export", "--db", "c.sqlite", "--status", "lost", cwd=tmp_path)
+        assert bad_status.code == 2
+        assert "--status" in bad_status.stderr
+
+    async def test_report_counts_by_status_flag_and_tag(self, site: Server, tmp_path: Path) -> None:
+        """report gives counts by status, by flag and by each tag value, as JSON and as a table."""
+        claims = _claims_csv(site, tmp_path / "claims.csv")
+        assert (await crawler("verify", str(claims), "--db", "c.sqlite", cwd=tmp_path)).code == 0
+        done = await crawler("report", "--db", "c.sqlite", "--format", "json", cwd=tmp_path)
+        report = json.loads(done.stdout)
+        assert report["by_status"] == {
+            "invalid": 1, "blocked": 0, "unreachable": 0, "page_error": 1,
+            "missing": 1, "not_indexable": 0, "nofollow": 1, "verified": 1,
+        }  # fmt: skip
+        assert report["by_flag"]["nofollow"] == 1
+        vendors = {t["value"]: t for t in report["by_tag"] if t["key"] == "vendor"}
+        assert vendors["acme"]["by_status"] == {"nofollow": 1, "verified": 1}
+        assert vendors["globex"]["total"] == 3
+        assert report["run"]["status"] == "finished"
+        table = await crawler("report", "--db", "c.sqlite", cwd=tmp_path)
+        assert "By tag vendor" in table.stdout
+        assert "globex" in table.stdout
+
+    async def test_fail_on(self, site: Server, tmp_path: Path) -> None:
+        """--fail-on exits 1 when a result has one of the statuses, 0 when none has, 2 for a bad status."""
+        claims = _claims_csv(site, tmp_path / "claims.csv")
+        refused = await crawler("verify", str(claims), "--db", "c.sqlite", "--fail-on", "lost", cwd=tmp_path)
+        assert refused.code == 2  # an unknown status is refused before anything runs
+        assert not (tmp_path / "c.sqlite").exists()
+        hit = await crawler(
+            "verify", str(claims), "--db", "c.sqlite", "--fail-on", "missing,blocked", cwd=tmp_path
+        )
+        assert hit.code == 1
+        miss = await crawler("verify", "--db", "c.sqlite", "--fail-on", "blocked,unreachable", cwd=tmp_path)
+        assert miss.code == 0
+        bad = await crawler("verify", "--db", "c.sqlite", "--fail-on", "missing,gone", cwd=tmp_path)
+        assert bad.code == 2
+        assert "--fail-on" in bad.stderr
+
+    async def test_output_to_stdout_is_pure_jsonl(self, site: Server, tmp_path: Path) -> None:
+        """With --output -, standard output holds the result lines and nothing else."""
+        claims = _claims_csv(site, tmp_path / "claims.csv")
+        done = await crawler("verify", str(claims), "--db", "c.sqlite", "--output", "-", cwd=tmp_path)
+        assert done.code == 0, done.stderr
+        lines = done.stdout.splitlines()
+        records = [json.loads(line) for line in lines]
+        assert {r["claim_id"]: r["status"] for r in records} == EXPECTED
+        assert all(list(record) == CONTRACT_FIELDS for record in records)
+        assert "By status" in done.stderr  # the summary moved to standard error
+
+    async def test_output_to_a_file(self, site: Server, tmp_path: Path) -> None:
+        """--output PATH writes the same JSON lines to a file."""
+        claims = _claims_csv(site, tmp_path / "claims.csv")
+        done = await crawler("verify", str(claims), "--db", "c.sqlite", "--output", "out.jsonl", cwd=tmp_path)
+        assert done.code == 0, done.stderr
+        records = _jsonl((tmp_path / "out.jsonl").read_text(encoding="utf-8"))
+        assert {r["claim_id"]: r["status"] for r in records} == EXPECTED
+
+    async def test_claims_from_stdin(self, site: Server, tmp_path: Path) -> None:
+        """`-` reads claims from standard input, JSON Lines sniffed or CSV by --format."""
+        lines = [
+            json.dumps({"source_url": site.url("/verified"), "target_url": TARGET, "id": "j1"}),
+            "{broken",
+        ]
+        done = await crawler("verify", "-", "--db", "c.sqlite", cwd=tmp_path, stdin="\n".join(lines).encode())
+        assert done.code == 0, done.stderr
+        statuses = dict(_db_rows(tmp_path / "c.sqlite", "SELECT claim_id, status FROM results"))
+        assert statuses.pop("j1") == "verified"
+        assert list(statuses.values()) == ["invalid"]
+        csv_in = f"source_url,target_url\n{site.url('/missing')},{TARGET}\n".encode()
+        done = await crawler("verify", "-", "--format", "csv", "--db", "d.sqlite", cwd=tmp_path, stdin=csv_in)
+        assert done.code == 0, done.stderr
+        assert _db_rows(tmp_path / "d.sqlite", "SELECT status FROM results") == [("missing",)]
+
+    async def test_recheck_and_reimport(self, site: Server, tmp_path: Path) -> None:
+        """Importing a file again adds no claim; verify without input re-checks every claim in a new run."""
+        claims = _claims_csv(site, tmp_path / "claims.csv")
+        for _ in range(2):
+            assert (await crawler("verify", str(claims), "--db", "c.sqlite", cwd=tmp_path)).code == 0
+        again = await crawler("verify", "--db", "c.sqlite", cwd=tmp_path)
+        assert again.code == 0, again.stderr
+        db = tmp_path / "c.sqlite"
+        assert _db_rows(db, "SELECT count(*) FROM claims") == [(5,)]
+        per_run = _db_rows(db, "SELECT run_id, count(*) FROM results GROUP BY run_id ORDER BY run_id")
+        assert [n for _, n in per_run] == [5, 5, 5]
+
+    async def test_settings_reach_the_fetcher(self, servers: Servers, tmp_path: Path) -> None:
+        """A --header flag and the user agent from the environment are sent with every request."""
+        seen = await servers.app(
+            {"/p": respond("<p>hi</p>"), "/robots.txt": respond("", status=404)}, "127.0.0.3"
+        )
+        claims = tmp_path / "claims.csv"
+        claims.write_text(f"source_url,target_url\n{seen.url('/p')},{TARGET}\n", encoding="utf-8")
+        env = {"CRAWLER_USER_AGENT": "acme-checker/2.0"}
+        done = await crawler(
+            "verify", str(claims), "--db", "c.sqlite", "--header", "X-Team: seo", cwd=tmp_path, env=env
+        )
+        assert done.code == 0, done.stderr
+        page = next(hit for hit in seen.log.hits if hit.path == "/p")
+        assert page.headers is not None
+        assert page.headers["User-Agent"] == "acme-checker/2.0"
+        assert page.headers["X-Team"] == "seo"
+
+
+class TestBadInput:
+    async def test_missing_file_exits_2_naming_it(self, tmp_path: Path) -> None:
+        """A claims file that does not exist exits 2 with its name, and creates no database."""
+        done = await crawler("verify", "absent.csv", "--db", "c.sqlite", cwd=tmp_path)
+        assert done.code == 2
+        assert "absent.csv" in done.stderr
+        assert not (tmp_path / "c.sqlite").exists()
+
+    async def test_wrong_columns_exit_2_naming_the_file(self, tmp_path: Path) -> None:
+        """A header without source_url and target_url exits 2, naming the file and what it found."""
+        bad = tmp_path / "links.csv"
+        bad.write_text("url,link\nhttp://a.example/,http://b.example/\n", encoding="utf-8")
+        done = await crawler("verify", str(bad), "--db", "c.sqlite", cwd=tmp_path)
+        assert done.code == 2
+        assert "links.csv" in done.stderr
+        assert "source_url" in done.stderr
+
+    async def test_bad_rows_become_invalid_results(self, site: Server, tmp_path: Path) -> None:
+        """Bad JSON lines and unusable rows are `invalid` results naming the line; the run goes on."""
+        lines = [
+            json.dumps({"source_url": site.url("/verified"), "target_url": TARGET}),
+            "{not json",
+            json.dumps(["a", "list"]),
+            json.dumps({"source_url": "javascript:alert(1)", "target_url": TARGET}),
+            json.dumps({"source_url": site.url("/missing")}),
+        ]
+        claims = tmp_path / "claims.jsonl"
+        claims.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        done = await crawler("verify", str(claims), "--db", "c.sqlite", cwd=tmp_path)
+        assert done.code == 0, done.stderr
+        rows = _db_rows(tmp_path / "c.sqlite", "SELECT status, reason FROM results ORDER BY reason")
+        assert sorted(status for status, _ in rows) == ["invalid"] * 4 + ["verified"]
+        reasons = sorted(str(reason) for status, reason in rows if status == "invalid")
+        assert [reason.split(":")[0] for reason in reasons] == ["row 2", "row 3", "row 4", "row 5"]
+        assert "target_url" in reasons[3]
+
+    async def test_no_input_and_no_database(self, tmp_path: Path) -> None:
+        """verify with nothing to import and no database exits 2 instead of creating an empty one."""
+        done = await crawler("verify", "--db", "none.sqlite", cwd=tmp_path)
+        assert done.code == 2
+        assert "none.sqlite" in done.stderr
+        assert not (tmp_path / "none.sqlite").exists()
+
+    async def test_export_and_report_need_a_database(self, tmp_path: Path) -> None:
+        """export and report on a database that does not exist exit 2 and create nothing."""
+        for command in ("export", "report"):
+            done = await crawler(command, "--db", "none.sqlite", cwd=tmp_path)
+            assert done.code == 2
+            assert "none.sqlite" in done.stderr
+        assert not (tmp_path / "none.sqlite").exists()
+
+    async def test_usage_errors_exit_2(self, tmp_path: Path) -> None:
+        """An unknown command or option exits 2 (argparse's usage error)."""
+        assert (await crawler("frobnicate", cwd=tmp_path)).code == 2
+        assert (await crawler("export", "--format", "xml", cwd=tmp_path)).code == 2
+
+
+async def _slow_site(servers: Servers, pages: int) -> Server:
+    routes = {f"/p{i}": respond(f'<a href="{TARGET}">x</a>', delay=1.0) for i in range(pages)}
+    routes["/robots.txt"] = respond("User-agent: *\nAllow: /\n", content_type="text/plain")
+    return await servers.app(routes, host="127.0.0.4")
+
+
+def _line_count(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").splitlines()) if path.exists() else 0
+
+
+async def _until_lines(path: Path, count: int) -> None:
+    """Wait until `path` holds `count` lines: that many results were decided (30 s at most)."""
+    for _ in range(600):  # a file another process writes: polled, there is nothing to await
+        if _line_count(path) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {count} results in {path} after 30 s")
+
+
+class TestInterrupt:
+    @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+    async def test_stop_mid_run_then_resume(
+        self, servers: Servers, tmp_path: Path, signum: signal.Signals
+    ) -> None:
+        """A stopped run (SIGTERM, SIGINT: exit 130 fast; kill -9) resumes; each claim is decided once."""
+        slow = await _slow_site(servers, pages=8)
+        claims = tmp_path / "claims.csv"
+        claims.write_text(
+            "id,source_url,target_url\n" + "".join(f"s{i},{slow.url(f'/p{i}')},{TARGET}\n" for i in range(8)),
+            encoding="utf-8",
+        )
+        out = tmp_path / "out.jsonl"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crawler", "verify", str(claims), "--db", "c.sqlite", "--output", str(out),
+            cwd=tmp_path, env=_environ({"CRAWLER_PER_HOST": "1"}), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await _until_lines(out, 2)
+        stopped_at = time.monotonic()
+        process.send_signal(signum)
+        _, err = await asyncio.wait_for(process.communicate(), timeout=30)
+        waited = time.monotonic() - stopped_at
+        db = tmp_path / "c.sqlite"
+        if signum is signal.SIGKILL:
+            assert process.returncode == -signal.SIGKILL
+        else:
+            assert process.returncode == 130, err.decode()
+            assert waited < 10
+            assert _db_rows(db, "SELECT status FROM runs") == [("interrupted",)]
+            assert '"run interrupted"' in err.decode()
+        decided_before = _db_rows(db, "SELECT count(*) FROM results")[0][0]
+        assert decided_before < 8
+
+        resumed = await crawler("verify", "--db", "c.sqlite", cwd=tmp_path)
+        assert resumed.code == 0, resumed.stderr
+        assert _db_rows(db, "SELECT count(*) FROM runs") == [(1,)]
+        per_claim = _db_rows(db, "SELECT claim_id, count(*) FROM results GROUP BY claim_id")
+        assert sorted(per_claim) == [(f"s{i}", 1) for i in range(8)]
+        assert _db_rows(db, "PRAGMA integrity_check") == [("ok",)]
+        assert _db_rows(db, "SELECT status FROM runs") == [("finished",)]
+        # Pages decided and saved before the stop were not fetched again.
+        assert sum(slow.log.count(f"/p{i}") for i in range(8)) <= 8 + (8 - decided_before)
+
+    async def test_fresh_starts_a_new_run(self, servers: Servers, tmp_path: Path) -> None:
+        """--fresh leaves an interrupted run alone and starts a new one with every claim."""
+        slow = await _slow_site(servers, pages=4)
+        claims = tmp_path / "claims.csv"
+        claims.write_text(
+            "source_url,target_url\n" + "".join(f"{slow.url(f'/p{i}')},{TARGET}\n" for i in range(4)),
+            encoding="utf-8",
+        )
+        out = tmp_path / "out.jsonl"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crawler", "verify", str(claims), "--db", "c.sqlite", "--output", str(out),
+            cwd=tmp_path, env=_environ(), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await _until_lines(out, 1)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), timeout=30) == 130
+        fresh = await crawler("verify", str(claims), "--db", "c.sqlite", "--fresh", cwd=tmp_path)
+        assert fresh.code == 0, fresh.stderr
+        runs = _db_rows(tmp_path / "c.sqlite", "SELECT status FROM runs ORDER BY rowid")
+        assert runs == [("interrupted",), ("finished",)]
+        per_run = _db_rows(tmp_path / "c.sqlite", "SELECT count(*) FROM results GROUP BY run_id ORDER BY 1")
+        assert per_run[-1] == (4,)
+
+
+def _result(**changes: object) -> Result:
+    base: dict[str, object] = {
+        "claim_id": "c1",
+        "source_url": "http://a.example/",
+        "target_url": TARGET,
+        "tags": {"vendor": "acme"},
+        "run_id": "r1",
+        "checked_at": "2026-01-01T00:00:00Z",
+        "status": Status.NOFOLLOW,
+    }
+    return Result(**{**base, **changes})  # type: ignore[arg-type]
+
+
+class TestCsvFormat:
+    def test_header_has_every_contract_field_then_link_and_tags(self) -> None:
+        """CSV columns: the contract's fields in order, the flattened link, then one column per tag."""
+        header = csv_header(["vendor", "price"])
+        assert header[: len(CONTRACT_FIELDS)] == CONTRACT_FIELDS
+        assert header[len(CONTRACT_FIELDS) :] == [
+            "link_href", "link_url", "link_text", "link_rel", "link_hidden", "link_region",
+            "tag:vendor", "tag:price",
+        ]  # fmt: skip
+
+    def test_cells(self) -> None:
+        """Booleans are true/false, null is empty, nested values are JSON, rel tokens are space-separated."""
+        link = Link("/p", TARGET, "Buy", ("nofollow", "ugc"), hidden=False, region=Region.COMMENTS)
+        result = _result(flags=(Flag.NOFOLLOW, Flag.UGC), link=link, indexable=True, http_status=None)
+        cells = dict(zip(csv_header(["vendor", "price"]), csv_row(result, ["vendor", "price"]), strict=True))
+        assert cells["indexable"] == "true"
+        assert cells["http_status"] == ""
+        assert json.loads(cells["flags"]) == ["nofollow", "ugc"]
+        assert json.loads(cells["tags"]) == {"vendor": "acme"}
+        assert cells["link_rel"] == "nofollow ugc"
+        assert cells["link_hidden"] == "false"
+        assert (cells["tag:vendor"], cells["tag:price"]) == ("acme", "")
+
+    @pytest.mark.parametrize(
+        ("cell", "shown"),
+        [
+            ("=1+1", "'=1+1"),
+            ("+33 1 23", "'+33 1 23"),
+            ("-2", "'-2"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("plain", "plain"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ],
+    )
+    def test_formulas_are_neutralised(self, cell: str, shown: str) -> None:
+        """A cell a spreadsheet would run as a formula gets a leading quote; others are untouched."""
+        assert neutralise(cell) == shown
+
+    def test_link_text_and_tags_are_neutralised_in_rows(self) -> None:
+        """Text from the page or the user (link text, tags) goes through the guard in every row."""
+        link = Link("/p", TARGET, "=cmd()", (), hidden=False, region=Region.MAIN)
+        row = csv_row(_result(link=link, tags={"vendor": "@x"}), ["vendor"])
+        cells = dict(zip(csv_header(["vendor"]), row, strict=True))
+        assert cells["link_text"] == "'=cmd()"
+        assert cells["tag:vendor"] == "'@x"
