@@ -445,6 +445,10 @@ class TestPage:
             outbound_links=0,
         )
 
+    def test_byte_order_mark_is_no_text(self) -> None:
+        """A leading U+FEFF that a decoder left in place is not part of the visible text."""
+        assert parse_page("\ufeff<p>Hello</p>", URL).visible_text == "hello"
+
     def test_frameset_page(self) -> None:
         """A frameset document (no body) still parses."""
         page = parse_page('<frameset><frame src="/f"></frameset>', URL)
