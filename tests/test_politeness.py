@@ -131,11 +131,16 @@ async def test_global_bound() -> None:
 async def test_waiting_host_takes_no_global_place() -> None:
     """With one global place, a host waiting out its delay lets every other host go first."""
     clock, gates, rec = setup(concurrency=1, delay=10.0)
+
+    async def later(host: str) -> None:
+        await clock.sleep(1.0)  # queue behind the throttled host's waiting requests
+        await rec.request(gates, host, 1.0)
+
     work = [rec.request(gates, "throttled", 0.5) for _ in range(3)]
-    work += [rec.request(gates, f"other{i}", 1.0) for i in range(5)]
+    work += [later(f"other{i}") for i in range(5)]
     await clock.run(work)
     assert rec.starts["throttled"] == [0.0, 10.0, 20.0]
-    assert max(rec.starts[f"other{i}"][0] for i in range(5)) < 10.0
+    assert sorted(rec.starts[f"other{i}"][0] for i in range(5)) == [1.0, 2.0, 3.0, 4.0, 5.0]
 
 
 async def test_cancelled_waiter_gives_its_place_back() -> None:
