@@ -12,10 +12,10 @@ pass of our own (`_Reader`) that fixes what it gets wrong:
   RFC 9309 applies a group only when its product token equals ours, case-insensitively, else the
   `*` group. So each user-agent line is rewritten to the product token it names: its leading run
   of letters, digits, `-` and `_`, so `Googlebot/2.1` and `Googlebot Images` name `googlebot`
-  and `MJ12bot` names `mj12bot`; `*` followed by a space is the `*` group (as in Google's parser,
-  which also stops at digits: there `MJ12bot` would name `MJ`, and `bot1` and `bot2` one group).
-  protego is then asked with our token when a group names it exactly, and with `*` otherwise.
-  Groups naming the same token merge (protego does).
+  and `MJ12bot` names `mj12bot`. Google's parser reads values the same way except that it also
+  stops at digits (there `MJ12bot` names `MJ`, and `bot1` and `bot2` share a group); we keep
+  them. As there, `*` followed by a space is the `*` group. protego is then asked with our token
+  when a group names it exactly, and with `*` otherwise. Groups naming one token merge.
 - Group boundaries. RFC 9309 (2.2.4) says records other than user-agent, allow and disallow
   must not end a group; protego ends one at any of them, so `User-agent: a`, `Crawl-delay: 5`,
   `User-agent: b`, `Disallow: /x` would give `a` no rules. protego is only shown user-agent and
