@@ -34,6 +34,7 @@ Decisions a user can rely on:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -82,8 +83,9 @@ class _LineTooLong(Exception):
 class _Lines:
     """Physical lines of a text stream, bounded by `MAX_LINE`, with lines read ahead put back."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, name: str) -> None:
         self._stream = stream
+        self._name = name
         self._ahead: list[str] = []
 
     def __iter__(self) -> _Lines:
@@ -92,14 +94,20 @@ class _Lines:
     def __next__(self) -> str:
         if self._ahead:
             return self._ahead.pop()
-        line = self._stream.readline(MAX_LINE + 1)
+        line = self._read(MAX_LINE + 1)
         if not line:
             raise StopIteration
         if len(line) > MAX_LINE and line[-1] not in "\r\n":
-            while (rest := self._stream.readline(MAX_LINE)) and rest[-1] not in "\r\n":
+            while (rest := self._read(MAX_LINE)) and rest[-1] not in "\r\n":
                 pass
             raise _LineTooLong
         return line
+
+    def _read(self, limit: int) -> str:
+        try:
+            return self._stream.readline(limit)
+        except OSError as error:  # a disk or pipe failing mid-file: the input is unreadable
+            raise InputError(f"{self._name}: {error.strerror or error}") from None
 
     def put_back(self, line: str) -> None:
         self._ahead.append(line)
@@ -117,7 +125,7 @@ def read_claims(source: str | os.PathLike[str] | TextIO, *, format: str | None =
         raise InputError(f"unknown format {format!r}: use csv, tsv or jsonl")
     stream, name, release = _open(source)
     try:
-        lines = _Lines(stream)
+        lines = _Lines(stream, name)
         rows = _rows(lines, name, _format(source, format), _skip_blank(lines, name))
     except BaseException:
         release()
@@ -154,7 +162,8 @@ class ClaimReader(Iterator[Claim | InvalidClaim]):
         self.close()
 
     def __del__(self) -> None:
-        self.close()
+        with contextlib.suppress(Exception):  # at exit the stream may already be gone
+            self.close()
 
 
 def _open(source: str | os.PathLike[str] | TextIO) -> tuple[TextIO, str, Callable[[], object]]:

@@ -209,6 +209,20 @@ class TestCsv:
         with pytest.raises(InputError, match=re.escape(str(tmp_path))):
             read_claims(tmp_path)
 
+    def test_read_error_mid_file_is_an_input_error(self) -> None:
+        """A stream failing after some rows (a dying disk or pipe) raises InputError, not OSError."""
+
+        class Failing(io.StringIO):
+            def readline(self, size: int = -1, /) -> str:  # type: ignore[override]  # as typeshed does
+                if self.tell() > 40:
+                    raise OSError(5, "Input/output error")
+                return super().readline(size)
+
+        reader = read_claims(Failing("source_url,target_url\n" + "https://a.com/,https://t.com/\n" * 5))
+        assert isinstance(next(reader), Claim)
+        with pytest.raises(InputError, match="Input/output error"):
+            list(reader)
+
     def test_same_id_twice_yields_both_rows_in_order(self, tmp_path: Path) -> None:
         """Duplicate ids are not dropped by the reader: the store keeps the later one."""
         content = (
