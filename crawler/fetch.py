@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 
 import aiohttp
 import structlog
@@ -126,7 +126,7 @@ class GuardedResolver(AbstractResolver):
     """
 
     def __init__(self, *, overrides: Mapping[str, str], guard: bool, exempt: frozenset[str]) -> None:
-        self._inner = aiohttp.DefaultResolver()
+        self._inner: AbstractResolver | None = None  # made on first use: it needs a running loop
         self._overrides = {name.lower().rstrip("."): ip.strip("[]") for name, ip in overrides.items()}
         self._guard = guard
         self._exempt = exempt
@@ -139,6 +139,7 @@ class GuardedResolver(AbstractResolver):
         if override is not None:
             found = [_numeric_result(host, override, port)]
         else:
+            self._inner = self._inner or aiohttp.DefaultResolver()
             found = await self._inner.resolve(host, port, family)
         if not self._guard or name in self._exempt:
             return found
@@ -148,7 +149,8 @@ class GuardedResolver(AbstractResolver):
         return allowed
 
     async def close(self) -> None:
-        await self._inner.close()
+        if self._inner is not None:
+            await self._inner.close()
 
 
 def _numeric_result(host: str, address: str, port: int) -> ResolveResult:
@@ -236,7 +238,9 @@ class Fetcher:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Fetcher:
-        self._session = _session(self.settings, self._resolver)
+        sent = aiohttp.TraceConfig()
+        sent.on_request_headers_sent.append(self._on_headers_sent)
+        self._session = _session(self.settings, self._resolver, sent)
         return self
 
     async def __aexit__(
@@ -254,7 +258,7 @@ class Fetcher:
         attempt = 1
         while True:
             async with self.politeness.slot(host, interval=interval):
-                answer = replace(await self._once(url, max_bytes), attempts=attempt)
+                answer = replace(await self._once(url, host, max_bytes), attempts=attempt)
             pause = self._retry_after(answer)
             if pause is not None:
                 self.politeness.pause(host, pause)
@@ -265,17 +269,24 @@ class Fetcher:
             await self.politeness.clock.sleep(wait)
             attempt += 1
 
+    async def _on_headers_sent(
+        self, session: aiohttp.ClientSession, context: SimpleNamespace, params: object
+    ) -> None:
+        host = context.trace_request_ctx
+        if isinstance(host, str):
+            self.politeness.sent(host)
+
     def _retry_after(self, answer: Response) -> float | None:
         if answer.status not in retry.RETRY_AFTER_STATUSES:
             return None
         seconds = retry.parse_retry_after(answer.header("retry-after"), datetime.now(UTC))
         return None if seconds is None else min(seconds, self.settings.max_retry_after)
 
-    async def _once(self, url: str, max_bytes: int) -> Response:
+    async def _once(self, url: str, host: str, max_bytes: int) -> Response:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.settings.timeout):
-                answer = await self._request(url, max_bytes)
+                answer = await self._request(url, host, max_bytes)
         except Exception as exc:  # a hostile server must not end the run: every failure is a value
             answer = Response(url, reason=reason_of(exc))
             _log_failure(url, exc, answer.reason)
@@ -290,11 +301,11 @@ class Fetcher:
         )
         return answer
 
-    async def _request(self, url: str, max_bytes: int) -> Response:
+    async def _request(self, url: str, host: str, max_bytes: int) -> Response:
         assert self._session is not None, "Fetcher used outside `async with`"
         target = URL(url, encoded=True)
         await self._guard(target)
-        async with self._session.get(target, allow_redirects=False) as resp:
+        async with self._session.get(target, allow_redirects=False, trace_request_ctx=host) as resp:
             headers = tuple((name.lower(), value) for name, value in resp.headers.items())
             location = _redirect_target(url, resp.status, resp.headers.get("Location"))
             if location is not None:
@@ -316,12 +327,15 @@ class Fetcher:
             await self._resolver.resolve(host, target.port or 0, socket.AF_UNSPEC)
 
 
-def _session(settings: Settings, resolver: AbstractResolver) -> aiohttp.ClientSession:
+def _session(
+    settings: Settings, resolver: AbstractResolver, trace: aiohttp.TraceConfig
+) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         resolver=resolver,
         ssl=settings.verify_tls,  # False: no certificate checks
         limit=0,  # `Politeness` bounds requests; a pool limit would only add hidden waits
         ttl_dns_cache=300,
+        keepalive_timeout=_keepalive(settings.delay),
     )
     headers = {
         "User-Agent": settings.user_agent,
@@ -338,7 +352,17 @@ def _session(settings: Settings, resolver: AbstractResolver) -> aiohttp.ClientSe
         max_line_size=settings.max_header_bytes,
         max_field_size=settings.max_header_bytes,
         max_headers=MAX_HEADERS,
+        trace_configs=[trace],
     )
+
+
+def _keepalive(delay: float) -> float:
+    """Seconds an idle connection is kept: long enough for the host's next request.
+
+    aiohttp bounds connections in use, not idle ones; a crawl touching many hosts once each
+    would otherwise hold a socket per host for aiohttp's default 15 s.
+    """
+    return min(2 * delay + 2, 15.0)
 
 
 def _redirect_target(url: str, status: int, location: str | None) -> str | None:

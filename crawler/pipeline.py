@@ -294,7 +294,7 @@ class _Run:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     out: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
     out_room: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(RESULTS_AHEAD))
-    room: asyncio.Condition = field(default_factory=asyncio.Condition)
+    room_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -334,8 +334,9 @@ class _Run:
         if isinstance(item, InvalidClaim):
             await self._emit(verdict.invalid(item, run_id=self.run_id, now=datetime.now(UTC)))
             return
-        async with self.room:
-            await self.room.wait_for(self._has_room)
+        while not self._has_room():
+            self.room_changed.clear()
+            await self.room_changed.wait()
         key = page_key(item.source_url)
         if key in self.pending:
             self.pending[key].append(item)
@@ -348,11 +349,17 @@ class _Run:
             self.waiting_claims += 1
             task = asyncio.create_task(self._page(key))
             self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            task.add_done_callback(self._finished)
 
     def _has_room(self) -> bool:
+        # Page tasks, not pending pages, are counted: a task whose results wait for a slow
+        # consumer still holds its page in memory.
         limit = self.settings.max_pending_pages
-        return len(self.pending) < limit and self.waiting_claims < limit * CLAIMS_PER_PAGE
+        return len(self.tasks) < limit and self.waiting_claims < limit * CLAIMS_PER_PAGE
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.room_changed.set()
 
     async def _page(self, key: str) -> None:
         try:
@@ -361,15 +368,13 @@ class _Run:
             log.exception("page_failed", url=key)
             fetched = Fetched(url=key, reason=INTERNAL_ERROR)
         claims = self.pending.pop(key)
-        self.waiting_claims -= len(claims)
         self.recent[key] = fetched
         if len(self.recent) > RECENT_PAGES:
             self.recent.popitem(last=False)
         log.debug("page", url=key, status=fetched.status, reason=fetched.reason, claims=len(claims))
-        async with self.room:
-            self.room.notify_all()
         for claim in claims:
             await self._emit(self._decide(claim, fetched))
+            self.waiting_claims -= 1
 
     def _decide(self, claim: Claim, fetched: Fetched) -> Result:
         now = datetime.now(UTC)

@@ -12,6 +12,9 @@ holds up the others (no head-of-line blocking). The start time is stamped after 
 place is won and the host's readiness checked again, with no await in between: two places
 of one host can't start closer than `interval`, however the global queue orders them.
 
+The start is stamped again when the request's headers are sent (`sent`), so the spacing
+holds where it matters, on the server's side, even when our event loop is busy.
+
 The clock is injectable, so the tests of this module run on virtual time.
 """
 
@@ -88,6 +91,17 @@ class Politeness:
                     self._global.release()
         finally:
             gate.users -= 1
+
+    def sent(self, host: str) -> None:
+        """A request to `host` is on the wire now: the next start is spaced from this moment.
+
+        A start is stamped when the request passes its gate; between that and the request's
+        bytes leaving, a busy event loop (or a new connection) may lose some milliseconds, and
+        a late request followed by a prompt one would arrive closer than `delay` apart.
+        """
+        gate = self._gates.get(host)
+        if gate is not None:
+            gate.last_start = max(gate.last_start, self.clock.now())
 
     def pause(self, host: str, seconds: float) -> None:
         """Start nothing on `host` for `seconds` from now (a Retry-After answer)."""

@@ -77,7 +77,8 @@ class Server:
 
     @property
     def base(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
 
     def url(self, path: str = "/") -> str:
         return self.base + path

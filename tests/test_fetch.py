@@ -139,6 +139,16 @@ class TestAddressGuard:
             answer = await client.get(site.url("/"), max_bytes=1000)
         assert (answer.reason, answer.status, site.log.count()) == ("forbidden_address", None, 0)
 
+    async def test_ipv6_loopback_literal_is_refused(self, servers: Servers) -> None:
+        """http://[::1]:port/ is refused with the guard on and reached with allow_private."""
+        site = await servers.app({"/": respond("hi")}, "::1")
+        async with fetcher(fast(allow_private=False)) as client:
+            refused = await client.get(site.url("/"), max_bytes=1000)
+        assert (refused.reason, site.log.count()) == ("forbidden_address", 0)
+        async with fetcher(fast()) as client:
+            reached = await client.get(site.url("/"), max_bytes=1000)
+        assert (reached.status, site.log.count()) == (200, 1)
+
     async def test_localhost_is_refused(self, servers: Servers) -> None:
         """`localhost` resolves to loopback, so the guard refuses it after resolution."""
         site = await servers.app({"/": respond("hi")}, "127.0.0.1")

@@ -18,7 +18,7 @@ from servers import Handler, Server, Servers, redirect, respond, running
 import crawler
 from crawler.config import Settings
 from crawler.models import Claim, Flag, InvalidClaim, Redirect, Result, Status
-from crawler.pipeline import verify
+from crawler.pipeline import RESULTS_AHEAD, verify
 
 # Server-side gaps may come out a little short of the client's spacing: the first request to
 # a host also pays a TCP handshake, which delays its arrival more than a kept-alive one.
@@ -449,6 +449,25 @@ class TestStreaming:
         await results.aclose()
         assert first.status is Status.VERIFIED
         assert pulled <= 6
+
+    async def test_slow_consumer_stops_the_input(self, servers: Servers) -> None:
+        """A consumer that stops reading stops the crawl after RESULTS_AHEAD results, not at the end."""
+        host = await site(servers, "127.0.0.2", {"/p/{n}": respond(LINKED)})
+        pulled = 0
+
+        async def claims() -> AsyncIterator[Claim]:
+            nonlocal pulled
+            for n in range(RESULTS_AHEAD * 3):
+                pulled += 1
+                yield Claim(host.url(f"/p/{n}"), TARGET)
+
+        async with aclosing(verify(claims(), fast(per_host=8, max_pending_pages=4))) as results:
+            await anext(results)
+            await asyncio.sleep(1.5)  # the consumer is busy elsewhere
+            # queued results + the one consumed + one page per task + one claim at the door
+            bound = RESULTS_AHEAD + 1 + 4 + 1
+            assert pulled <= bound
+            assert host.log.count("/robots.txt") + bound - 1 >= host.log.count()
 
     async def test_claims_iterable_errors_propagate(self) -> None:
         """An error raised while reading the claims comes out of verify."""

@@ -167,3 +167,17 @@ async def test_idle_gates_are_forgotten() -> None:
         clock.t += 2.0  # every gate of the batch is past its delay: forgettable
     assert len(gates) <= 2048
     assert sum(len(v) for v in rec.starts.values()) == 5000
+
+
+async def test_late_send_moves_the_start() -> None:
+    """A request whose bytes leave late spaces the next start from when they left."""
+    clock, gates, rec = setup(delay=1.0)
+
+    async def sent_late() -> None:
+        async with gates.slot("a"):
+            rec.starts["a"].append(clock.now())
+            await clock.sleep(0.3)  # connecting, or a busy event loop
+            gates.sent("a")
+
+    await clock.run([sent_late(), rec.request(gates, "a", 0.0)])
+    assert rec.starts["a"] == [0.0, 1.3]
