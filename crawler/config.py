@@ -123,7 +123,7 @@ HELP: dict[str, str] = {
     "verify_tls": "verify TLS certificates",
     "proxy": 'HTTP(S) proxy URL for every request ("" for none)',
     "headers": "extra request headers, name to value",
-    "resolve": "host names mapped to addresses, like curl --resolve",
+    "resolve": "host names mapped to IP addresses (the URL's port is kept), like curl --resolve",
 }
 
 

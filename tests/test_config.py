@@ -225,6 +225,16 @@ class TestShippedFile:
         assert shipped == render_toml()
         assert set(tomllib.loads(shipped)) == {spec.name for spec in SPECS}
 
+    def test_readme_documents_every_setting(self) -> None:
+        """The README's configuration table has a row for every setting: key, variable, flag and help."""
+        readme = (ROOT / "README.md").read_text(encoding="utf-8")
+        for spec in SPECS:
+            row = next((line for line in readme.splitlines() if line.startswith(f"| `{spec.name}` |")), "")
+            assert f"`{spec.env}`" in row
+            assert spec.help in row
+            assert spec.flag in row or spec.name in ("headers",)
+        assert "`--header 'NAME: VALUE'`" in readme
+
     def test_config_file_loads_to_the_defaults(self) -> None:
         """Loading the shipped file changes nothing."""
         assert load_settings(ROOT / "config" / "crawler.toml", environ={}) == Settings()

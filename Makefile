@@ -1,0 +1,50 @@
+# make demo   create .venv if absent, install the project, run the bundled demo
+# make test   install the test tools, then ruff, mypy --strict and the test suite
+# Needs Python 3.11+ (with its venv module) and make; PYTHON=python3.12 picks an interpreter.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+TEST_INSTALLED := $(VENV)/.installed-test
+BENCH_SCRIPTS := $(wildcard bench/parse_page.py bench/engine.py)
+
+.PHONY: demo test lint bench clean distclean
+
+demo: $(INSTALLED)
+	$(BIN)/crawler demo
+
+test: lint
+	$(BIN)/pytest
+
+lint: $(TEST_INSTALLED)
+	$(BIN)/ruff check crawler tests
+	$(BIN)/ruff format --check crawler tests
+	$(BIN)/mypy
+
+# Quick benchmarks; bench/memory.py (1,000,000 claims, needs nginx) is run by hand, see its docstring.
+bench: $(TEST_INSTALLED)
+	@for script in $(BENCH_SCRIPTS); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "Python 3.11 or later is needed: make PYTHON=python3.11 ..." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamp files: reinstall when pyproject.toml changes, not on every run.
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(TEST_INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@ $(INSTALLED)
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -f demo.sqlite demo.sqlite-wal demo.sqlite-shm
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
