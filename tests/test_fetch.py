@@ -158,8 +158,8 @@ class TestAddressGuard:
 
     async def test_resolve_override_is_guarded(self, servers: Servers) -> None:
         """A name mapped to loopback with `resolve` is refused unless allow_private is set."""
-        site = await servers.app({"/": respond("hi")}, "127.0.0.3")
-        settings = fast(allow_private=False, resolve={"evil.test": "127.0.0.3"})
+        site = await servers.app({"/": respond("hi")}, "127.0.0.1")
+        settings = fast(allow_private=False, resolve={"evil.test": "127.0.0.1"})
         async with fetcher(settings) as client:
             answer = await client.get(site.named("evil.test"), max_bytes=1000)
         assert (answer.reason, site.log.count()) == ("forbidden_address", 0)

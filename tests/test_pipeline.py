@@ -344,18 +344,31 @@ class TestRedirects:
         assert result.redirects == (Redirect(host.url("/m"), None),)
         assert Flag.META_REFRESH in result.flags
 
-    async def test_redirect_to_a_forbidden_address(self, servers: Servers) -> None:
+    @pytest.mark.parametrize(
+        "location",
+        ["http://127.0.0.1:{port}/", "http://localhost:{port}/", "http://[::ffff:127.0.0.1]:{port}/"],
+    )
+    @pytest.mark.parametrize("obey_robots", [True, False])
+    async def test_redirect_to_a_forbidden_address(
+        self, servers: Servers, location: str, obey_robots: bool
+    ) -> None:
         """With the guard on, a public page redirecting to loopback is blocked; loopback sees nothing."""
-        private = await servers.app({"/": respond(LINKED), "/robots.txt": robots_txt()}, "127.0.0.5")
+        private = await servers.app({"/": respond(LINKED), "/robots.txt": robots_txt()}, "127.0.0.1")
+        target = location.format(port=private.port)
 
         async def public(request: web.Request) -> web.StreamResponse:
             if request.path == "/robots.txt":
                 return web.Response(text=ALLOW_ALL, content_type="text/plain")
-            return web.Response(status=302, headers={"Location": private.url("/")})
+            return web.Response(status=302, headers={"Location": target})
 
         # The "public" site is reached through a proxy on loopback (the proxy itself may be private).
         proxy = await servers.app({"/robots.txt": public, "/start": public}, "127.0.0.4")
-        settings = fast(allow_private=False, proxy=proxy.url(""), resolve={"public.test": "93.184.216.34"})
+        settings = fast(
+            allow_private=False,
+            proxy=proxy.url(""),
+            resolve={"public.test": "93.184.216.34"},
+            obey_robots=obey_robots,
+        )
         result = await one("http://public.test/start", settings)
         assert (result.status, result.reason) == (Status.BLOCKED, "forbidden_address")
         assert result.redirects == (Redirect("http://public.test/start", 302),)
