@@ -25,8 +25,10 @@ from crawler.fetch import Chain, Fetcher, forbidden_address, reason_of
 from crawler.models import Redirect
 from crawler.politeness import Politeness
 
-# Server-side timing: loopback scheduling noise allowed around an expected wait.
+# Server-side timing: loopback scheduling noise allowed below an expected wait.
 TOLERANCE = 0.15
+# Upper bounds only prove "ended long before the server would have": generous for busy CI machines.
+SLACK = 1.0
 BOMB_BYTES = 128 * 1024 * 1024
 
 
@@ -323,7 +325,7 @@ class TestFailures:
             answer = await client.get(site.url("/"), max_bytes=100)
         took = time.monotonic() - started
         assert (answer.reason, answer.attempts, site.log.count()) == ("timeout", 2, 2)
-        assert 0.8 <= took < 0.8 + 4 * TOLERANCE
+        assert 0.8 <= took < 0.8 + SLACK
 
     async def test_dripping_body_ends_at_total_timeout(self, servers: Servers) -> None:
         """A body sent one byte at a time (each within any read timeout) still ends at `timeout`."""
@@ -341,7 +343,15 @@ class TestFailures:
         async with fetcher(fast(timeout=0.5, retries=0)) as client:
             answer = await client.get(server.url("/"), max_bytes=10_000)
         assert answer.reason == "timeout"
-        assert time.monotonic() - started < 0.5 + 2 * TOLERANCE
+        assert time.monotonic() - started < 0.5 + SLACK
+
+    async def test_corrupt_compressed_body(self, servers: Servers) -> None:
+        """A body that claims gzip but isn't is a failed request, not an exception."""
+        lying = respond(b"not gzip at all" * 100, headers={"Content-Encoding": "gzip"})
+        site = await servers.app({"/": lying})
+        async with fetcher(fast(retries=0)) as client:
+            answer = await client.get(site.url("/"), max_bytes=100_000)
+        assert (answer.status, answer.reason) == (None, "connection_error")
 
     async def test_reset_connections_are_retried(self, servers: Servers) -> None:
         """A server that drops every connection unanswered costs every attempt, then connection_error."""
@@ -398,8 +408,8 @@ class TestRetries:
             answer = await client.get(site.url("/"), max_bytes=100)
         assert (answer.status, answer.attempts, site.log.count()) == (500, 3, 3)
         first, second, third = site.log.starts()
-        assert second - first >= 0.1  # half the first step at least (equal jitter)
-        assert third - second >= 0.2
+        assert second - first >= 0.1 - TOLERANCE / 10  # half the first step at least (equal jitter)
+        assert third - second >= 0.2 - TOLERANCE / 10
 
     async def test_404_is_not_retried(self, servers: Servers) -> None:
         """A 404 is final on the first attempt."""
@@ -431,7 +441,7 @@ class TestRetries:
             answer = await client.get(site.url("/"), max_bytes=100)
         first, second = site.log.starts()
         assert (answer.status, answer.attempts) == (503, 2)
-        assert 0.3 - TOLERANCE <= second - first < 0.3 + 3 * TOLERANCE
+        assert 0.3 - TOLERANCE <= second - first < 0.3 + SLACK
 
 
 class TestChain:

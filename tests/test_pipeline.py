@@ -144,7 +144,7 @@ class TestPoliteness:
                 seen.append(result.source_url)
                 if len(seen) == len(fast_sites):
                     break
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 1.9  # the slow host's first answer comes at 2 s
         assert sorted(seen) == sorted(s.url("/") for s in fast_sites)
         assert slow.log.count("/p/0") + slow.log.count("/p/1") + slow.log.count("/p/2") == 1
 
