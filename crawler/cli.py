@@ -9,6 +9,7 @@ the store and, with `--output`, to a JSON Lines stream as they are decided. Exit
     2    usage, configuration, or an input file or database that can't be read
     70   an internal error (a bug: the traceback is on standard error)
     130  interrupted: what was decided is saved, and the next `verify` resumes the run
+    141  the reader of standard output went away (`crawler export | head`), as a shell reports it
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ import contextlib
 import csv
 import io
 import json
+import os
 import sys
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
-
-import structlog
+from typing import Any, TextIO
 
 from crawler import config, demo, display, logs
 from crawler.claims import FORMATS, InputError, read_claims
@@ -34,7 +34,7 @@ from crawler.models import Result, Status
 from crawler.runner import RunOutcome, run_async, verify_run
 from crawler.store import Report, Store, StoreError
 
-EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
+EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 70, 130, 141
 DEFAULT_DB = "crawler.sqlite"
 DEMO_DB = "demo.sqlite"
 # Mapping settings are given one item per flag, like curl's --header and --resolve.
@@ -42,8 +42,6 @@ _ITEM_FLAGS = {
     "headers": (("--header", "--headers"), ":", "NAME: VALUE"),
     "resolve": (("--resolve",), "=", "HOST=ADDRESS"),
 }
-_T = TypeVar("_T")
-log = structlog.get_logger()
 
 
 class UsageError(Exception):
@@ -58,6 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, InputError, StoreError, UsageError) as error:
         print(f"crawler: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C outside a run (a run handles its own signals)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Point stdout at nothing, so flushing it again at exit can't fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception:
         traceback.print_exc()
         return EXIT_BUG

@@ -16,6 +16,7 @@ import structlog
 from rich.console import Console, Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from crawler.models import Result, Status
 from crawler.store import Report, RunInfo
@@ -98,22 +99,31 @@ class ProgressLog(_Counts):
         pass
 
 
+class _BarWithCounts(Progress):
+    """A progress bar with the counts per status on a line of their own below it."""
+
+    counts = Text()
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        yield self.counts
+
+
 class ProgressBar(_Counts):
     """A rich progress bar on a terminal; log lines are printed above it while it runs."""
 
     def __init__(self, console: Console) -> None:
         super().__init__()
-        self._progress = Progress(
+        self._progress = _BarWithCounts(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[statuses]}"),
             console=console,
             transient=True,
         )
-        self._task = self._progress.add_task("verifying", total=None, rate="", statuses="", start=False)
+        self._task = self._progress.add_task("verifying", total=None, rate="", start=False)
         self._shown = 0.0
 
     def start(self, total: int) -> None:
@@ -127,15 +137,15 @@ class ProgressBar(_Counts):
         now = time.monotonic()
         if now - self._shown >= _REFRESH or self.done == self.total:
             self._shown = now
-            self._progress.update(
-                self._task, completed=self.done, rate=f"{self.rate():.1f}/s", statuses=self._line()
-            )
+            self._progress.counts = self._line()
+            self._progress.update(self._task, completed=self.done, rate=f"{self.rate():.1f}/s")
 
     def stop(self) -> None:
         self._progress.stop()
 
-    def _line(self) -> str:
-        return "  ".join(f"[{_STYLE[s]}]{s.value} {n}[/]" for s in Status if (n := self.by_status[s]))
+    def _line(self) -> Text:
+        parts = [(f"{s.value} {n}", _STYLE[s]) for s in Status if (n := self.by_status[s])]
+        return Text("  ").join(Text(text, style=style) for text, style in parts)
 
 
 def run_progress(console: Console, *, quiet: bool) -> RunProgress:

@@ -9,11 +9,13 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from servers import Server, Servers, respond, running
@@ -99,12 +101,12 @@ def _claims_csv(site: Server, path: Path, *, extra: str = "") -> Path:
 EXPECTED = {"c1": "verified", "c2": "nofollow", "c3": "missing", "c4": "page_error", "c5": "invalid"}
 
 
-def _db_rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+def _db_rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
     with sqlite3.connect(db) as connection:
         return connection.execute(sql).fetchall()
 
 
-def _jsonl(text: str) -> list[dict[str, object]]:
+def _jsonl(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
@@ -321,6 +323,40 @@ class TestBadInput:
         """An unknown command or option exits 2 (argparse's usage error)."""
         assert (await crawler("frobnicate", cwd=tmp_path)).code == 2
         assert (await crawler("export", "--format", "xml", cwd=tmp_path)).code == 2
+
+
+class TestEntryPoints:
+    async def test_console_script_and_module_are_the_same_program(self, tmp_path: Path) -> None:
+        """The installed `crawler` script and `python -m crawler` give the same help and version."""
+        script = Path(sys.executable).with_name("crawler")
+        assert script.exists()
+        process = await asyncio.create_subprocess_exec(
+            str(script), "--version", stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL
+        )
+        out, _ = await process.communicate()
+        module = await crawler("--version", cwd=tmp_path)
+        assert out.decode() == module.stdout
+        assert module.stdout.startswith("crawler ")
+
+    def test_export_to_a_reader_that_goes_away(self, tmp_path: Path) -> None:
+        """`crawler export | head` ends with exit 141 and no traceback when the reader stops reading."""
+        rows = "".join(f"ftp://x{i}.example/,{TARGET}\n" for i in range(3000))
+        (tmp_path / "many.csv").write_text("source_url,target_url\n" + rows, encoding="utf-8")
+        command, env = [sys.executable, "-m", "crawler"], _environ()
+        verify = [*command, "verify", "many.csv", "--db", "c.sqlite", "-q"]
+        subprocess.run(verify, check=True, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL)
+        export = [*command, "export", "--db", "c.sqlite", "--format", "jsonl"]
+        pipe = subprocess.PIPE
+        with subprocess.Popen(
+            export, cwd=tmp_path, env=env, stdout=pipe, stderr=pipe, stdin=subprocess.DEVNULL
+        ) as process:
+            assert process.stdout is not None
+            assert process.stderr is not None
+            assert process.stdout.read(100)
+            process.stdout.close()  # the reader leaves, as `head` does
+            err = process.stderr.read()
+            assert process.wait(timeout=60) == 141
+        assert b"Traceback" not in err
 
 
 async def _slow_site(servers: Servers, pages: int) -> Server:
