@@ -1,1 +1,60 @@
-"""backlink-crawler: verify claimed backlinks."""
+"""backlink-crawler: verify claimed backlinks.
+
+A claim says "the page `source_url` links to `target_url`". The crawler fetches each source
+page politely (robots.txt, per-host limits), finds the matching link with its rel and text,
+and decides a verdict (`Status`) with facts beside it (`Flag`).
+
+    import crawler
+
+    claims = [crawler.Claim(source_url="https://blog.example/post", target_url="https://oursite.example/")]
+    async for result in crawler.verify(claims):
+        print(result.status, result.flags, result.link)
+
+`verify` needs no storage. To keep results (and resume interrupted runs), use a `Store`:
+
+    async with crawler.Store("links.sqlite") as store:
+        info = await crawler.verify_into(store, crawler.read_claims("claims.csv"))
+"""
+
+from crawler.batch import verify_into
+from crawler.claims import InputError, read_claims
+from crawler.config import Settings, __version__
+from crawler.models import (
+    Claim,
+    ClaimError,
+    ExpectedRel,
+    Flag,
+    InvalidClaim,
+    Link,
+    MatchMode,
+    Redirect,
+    Region,
+    Result,
+    Status,
+)
+from crawler.pipeline import verify
+from crawler.store import Report, RunInfo, Store, StoreError
+
+__all__ = [
+    "Claim",
+    "ClaimError",
+    "ExpectedRel",
+    "Flag",
+    "InputError",
+    "InvalidClaim",
+    "Link",
+    "MatchMode",
+    "Redirect",
+    "Region",
+    "Report",
+    "Result",
+    "RunInfo",
+    "Settings",
+    "Status",
+    "Store",
+    "StoreError",
+    "__version__",
+    "read_claims",
+    "verify",
+    "verify_into",
+]
