@@ -200,6 +200,11 @@ def load_settings(args: argparse.Namespace) -> Settings:
 
 
 def _configure_logs(args: argparse.Namespace) -> None:
+    if args.log_format not in (None, *logs.LogFormat):  # argparse checked the flag, not the variable
+        choices = " or ".join(logs.LogFormat)
+        raise ConfigError(
+            f"environment variable CRAWLER_LOG_FORMAT: expected {choices}, got {args.log_format!r}"
+        )
     logs.configure(format=args.log_format, quiet=args.quiet)
 
 
@@ -220,6 +225,14 @@ def _existing_db(path: str) -> Path:
     return db
 
 
+def _new_or_existing_db(path: str) -> Path:
+    """The database at `path`, which a run may create: its directory must exist."""
+    db = Path(path)
+    if not db.parent.is_dir():
+        raise UsageError(f"{path}: cannot create the database: no directory {db.parent}")
+    return db
+
+
 def _utf8(stream: TextIO) -> TextIO:
     """Standard output for results: UTF-8 whatever the locale says."""
     if isinstance(stream, io.TextIOWrapper):
@@ -236,13 +249,14 @@ def verify_command(args: argparse.Namespace) -> int:
     fail_on = _statuses(args.fail_on, "--fail-on")
     if not args.inputs and not Path(args.db).is_file():
         raise UsageError(f"{args.db}: no such database: give claims files to verify")
+    db = _new_or_existing_db(args.db)
     with contextlib.ExitStack() as stack:
         readers = [stack.enter_context(read_claims(path, format=args.format)) for path in args.inputs]
         output = stack.enter_context(_output(args.output))
         summary = sys.stderr if args.output == "-" else sys.stdout
         progress = display.run_progress(display.console(sys.stderr), quiet=args.quiet)
         outcome = run_async(
-            verify_run(Path(args.db), readers, settings, fresh=args.fresh, output=output, progress=progress)
+            verify_run(db, readers, settings, fresh=args.fresh, output=output, progress=progress)
         )
     if not args.quiet:
         display.console(summary).print(display.report_tables(outcome.report))
@@ -331,7 +345,7 @@ def demo_command(args: argparse.Namespace) -> int:
     _configure_logs(args)
     out = display.console(_utf8(sys.stdout))
     progress = display.run_progress(display.console(sys.stderr), quiet=args.quiet)
-    outcome, results, site = run_async(_demo(Path(args.db), progress))
+    outcome, results, site = run_async(_demo(_new_or_existing_db(args.db), progress))
     hosts = ", ".join(f"{name} {where}" for name, where in site.authorities.items())
     out.print(f"Demo site served on loopback addresses: {hosts}.")
     out.print("The demo allows private addresses for that reason; never do so against the open web.\n")

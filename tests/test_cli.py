@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog.testing
 from servers import Server, Servers, respond, running
 
+from crawler import display
 from crawler.export import csv_header, csv_row, neutralise
 from crawler.models import Flag, Link, Region, Result, Status
 
@@ -118,8 +120,9 @@ class TestVerify:
         assert done.code == 0, done.stderr
         assert "verified" in done.stdout  # the summary table
         events = [line["event"] for line in _jsonl(done.stderr)]  # JSON logs off a terminal
-        assert events[0] == "run started"
-        assert events[-1] == "run finished"
+        assert events == ["run started", "claims imported", "run finished"]  # nothing per claim
+        finished = _jsonl(done.stderr)[-1]
+        assert (finished["claims"], finished["decided"], finished["verified"]) == (5, 5, 1)
 
         jsonl = await crawler("export", "--db", "c.sqlite", "--format", "jsonl", cwd=tmp_path)
         records = _jsonl(jsonl.stdout)
@@ -319,6 +322,21 @@ class TestBadInput:
             assert "none.sqlite" in done.stderr
         assert not (tmp_path / "none.sqlite").exists()
 
+    async def test_database_in_a_missing_directory(self, site: Server, tmp_path: Path) -> None:
+        """A --db whose directory does not exist exits 2 naming it, before any work."""
+        claims = _claims_csv(site, tmp_path / "claims.csv")
+        done = await crawler("verify", str(claims), "--db", "no/such/dir/c.sqlite", cwd=tmp_path)
+        assert done.code == 2
+        assert "no/such/dir" in done.stderr
+        assert site.log.count() == 0
+
+    async def test_bad_log_format_variable(self, tmp_path: Path) -> None:
+        """CRAWLER_LOG_FORMAT with a format that does not exist exits 2 naming the variable."""
+        (tmp_path / "c.sqlite").touch()
+        done = await crawler("report", "--db", "c.sqlite", cwd=tmp_path, env={"CRAWLER_LOG_FORMAT": "xml"})
+        assert done.code == 2
+        assert "CRAWLER_LOG_FORMAT" in done.stderr
+
     async def test_usage_errors_exit_2(self, tmp_path: Path) -> None:
         """An unknown command or option exits 2 (argparse's usage error)."""
         assert (await crawler("frobnicate", cwd=tmp_path)).code == 2
@@ -458,6 +476,29 @@ def _result(**changes: object) -> Result:
         "status": Status.NOFOLLOW,
     }
     return Result(**{**base, **changes})  # type: ignore[arg-type]
+
+
+class TestProgressLog:
+    def test_progress_lines_carry_counts(self) -> None:
+        """Off a terminal, progress is a `progress` log line with the counts per status so far."""
+        progress = display.ProgressLog(every=0.0)
+        with structlog.testing.capture_logs() as captured:
+            progress.start(total=3)
+            progress.advance(_result(status=Status.VERIFIED))
+            progress.advance(_result(status=Status.MISSING))
+            progress.stop()
+        assert [line["event"] for line in captured] == ["progress", "progress"]
+        assert captured[-1]["decided"] == 2
+        assert captured[-1]["total"] == 3
+        assert (captured[-1]["verified"], captured[-1]["missing"]) == (1, 1)
+
+    def test_quiet_shows_nothing(self) -> None:
+        """--quiet chooses no progress display at all."""
+        quiet = display.run_progress(display.console(io.StringIO()), quiet=True)
+        assert isinstance(quiet, display.Silent)
+        assert isinstance(
+            display.run_progress(display.console(io.StringIO()), quiet=False), display.ProgressLog
+        )
 
 
 class TestCsvFormat:
