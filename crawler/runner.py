@@ -1,10 +1,11 @@
 """A run as the command line makes it: claims into the store, verified, results saved.
 
 `verify_run` is the whole of `crawler verify` but the argument parsing: it opens the store,
-resumes or begins a run, imports the inputs (or attaches every stored claim for a re-check),
-feeds the pending claims to `pipeline.verify`, saves results in batches, writes them to an
-optional JSON Lines stream, and leaves the run finished, or interrupted when SIGINT or
-SIGTERM cancelled it (the next run resumes it).
+resumes or begins a run, imports the inputs one by one (logging what each added), or attaches
+every stored claim for a re-check, verifies what is pending with `batch.verify_pending` (the
+library's own loop), writes each result to an optional JSON Lines stream and the progress
+display, and leaves the run finished, or interrupted when SIGINT or SIGTERM cancelled it (the
+next run resumes it).
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import asyncio
 import contextlib
 import dataclasses
 import signal
-from collections.abc import AsyncGenerator, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO, TypeVar, cast
+from typing import Any, TextIO, TypeVar
 
 import structlog
 
-from crawler import display, pipeline
+from crawler import batch, display
 from crawler.claims import ClaimReader
 from crawler.config import Settings
 from crawler.export import json_line
@@ -71,7 +72,7 @@ async def verify_run(
     """
     progress = progress or display.Silent()
     async with Store(db) as store:
-        run = await store.begin_run(_settings_record(settings), fresh=fresh)
+        run = await store.begin_run(batch.settings_record(settings), fresh=fresh)
         log.info("run started", run_id=run.id, resumed=run.resumed, db=str(db))
         work = asyncio.create_task(_work(store, run, inputs, settings, output, progress))
         interrupted = await _until_done_or_signalled(work)
@@ -102,16 +103,13 @@ async def _work(
     if not inputs and not run.resumed:
         await store.add_all_claims(run)
     progress.start((await store.run_info(run.id)).pending)
-    # verify is an async generator (annotated as an iterator): closed at once if we stop early.
-    verified = cast(
-        AsyncGenerator[Result, None], pipeline.verify(store.pending(run), settings, run_id=run.id)
-    )
+
+    async def on_result(result: Result) -> None:
+        _emit(output, result)
+        progress.advance(result)
+
     try:
-        async with store.writer() as writer, contextlib.aclosing(verified) as results:
-            async for result in results:
-                await writer.add(result)
-                _emit(output, result)
-                progress.advance(result)
+        await batch.verify_pending(store, run, settings, on_result)
     finally:
         progress.stop()
 
@@ -139,10 +137,3 @@ async def _until_done_or_signalled(work: asyncio.Task[None]) -> bool:
         return True
     work.result()  # an error of the work is raised here, after the run is left resumable
     return False
-
-
-def _settings_record(settings: Settings) -> dict[str, object]:
-    """The settings stored with a run; header values are left out, they may hold secrets."""
-    record = dataclasses.asdict(settings)
-    record["headers"] = sorted(settings.headers)
-    return record
