@@ -15,7 +15,7 @@ from typing import Any, Protocol, TextIO
 import structlog
 from rich.console import Console, Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from crawler.models import Result, Status
@@ -144,8 +144,8 @@ class ProgressBar(_Counts):
         self._progress.stop()
 
     def _line(self) -> Text:
-        parts = [(f"{s.value} {n}", _STYLE[s]) for s in Status if (n := self.by_status[s])]
-        return Text("  ").join(Text(text, style=style) for text, style in parts)
+        parts = [Text(f"{s.value} {n}", style=_STYLE[s]) for s in Status if (n := self.by_status[s])]
+        return Text("  ").join(parts)
 
 
 def run_progress(console: Console, *, quiet: bool) -> RunProgress:
@@ -193,11 +193,13 @@ def report_json(report: Report) -> dict[str, Any]:
 
 def results_table(results: Iterable[Result], *, note_tag: str = "case") -> Table:
     """One row per result: claim, what it is about (its `note_tag` tag), status, reason, flags."""
-    table = Table("claim", note_tag, "status", "reason", "flags", title="Results", title_justify="left")
+    table = Table(
+        "claim", Column(Text(note_tag)), "status", "reason", "flags", title="Results", title_justify="left"
+    )
     for result in results:
-        status = f"[{_STYLE[result.status]}]{result.status.value}[/]"
         flags = " ".join(flag.value for flag in result.flags)
-        table.add_row(result.claim_id, result.tags.get(note_tag, ""), status, result.reason or "", flags)
+        note, reason = result.tags.get(note_tag, ""), result.reason or ""
+        table.add_row(Text(result.claim_id), Text(note), _status(result.status), Text(reason), flags)
     return table
 
 
@@ -208,9 +210,9 @@ def console(stream: TextIO) -> Console:
     return Console(file=stream, width=160, no_color=True, highlight=False)
 
 
-def _run_line(run: RunInfo) -> str:
+def _run_line(run: RunInfo) -> Text:
     ended = f", ended {run.finished_at}" if run.finished_at else ""
-    return f"Run {run.id} ({run.status.value}): {run.decided} of {run.claims} claims decided{ended}"
+    return Text(f"Run {run.id} ({run.status.value}): {run.decided} of {run.claims} claims decided{ended}")
 
 
 def _status_table(run: RunInfo) -> Table:
@@ -218,7 +220,7 @@ def _status_table(run: RunInfo) -> Table:
     for status in Status:
         n = run.by_status.get(status, 0)
         share = f"{n / run.decided:.0%}" if run.decided else "-"
-        table.add_row(f"[{_STYLE[status]}]{status.value}[/]", str(n), share)
+        table.add_row(_status(status), str(n), share)
     table.add_section()
     table.add_row("total", str(run.decided), "")
     return table
@@ -235,11 +237,19 @@ def _tag_tables(report: Report, only: Collection[str] | None) -> Iterator[Table]
     statuses = [status for status in Status if report.run.by_status.get(status)]
     keys = dict.fromkeys(tag.key for tag in report.by_tag if only is None or tag.key in only)
     for key in keys:
-        table = Table(key, "total", *(s.value for s in statuses), title=f"By tag {key}", title_justify="left")
+        title = Text(f"By tag {key}")
+        table = Table(
+            Column(Text(key)), "total", *(s.value for s in statuses), title=title, title_justify="left"
+        )
         for tag in (tag for tag in report.by_tag if tag.key == key):
             counts = [str(tag.by_status.get(status, 0)) for status in statuses]
-            table.add_row(tag.value if tag.value is not None else "(other values)", str(tag.total), *counts)
+            value = Text(tag.value) if tag.value is not None else Text("(other values)", style="italic")
+            table.add_row(value, str(tag.total), *counts)
         yield table
+
+
+def _status(status: Status) -> Text:
+    return Text(status.value, style=_STYLE[status])
 
 
 def _status_words(counts: Mapping[Status, int]) -> dict[str, int]:

@@ -190,6 +190,15 @@ class TestVerify:
         assert "By tag vendor" in table.stdout
         assert "globex" in table.stdout
 
+    async def test_tables_show_user_text_verbatim(self, tmp_path: Path) -> None:
+        """Tags and reasons that look like console markup are printed as written, not interpreted."""
+        (tmp_path / "c.csv").write_text('source_url,target_url,vendor\nftp://a.example/,[/],"[red]x[/red]"\n')
+        done = await crawler("verify", "c.csv", "--db", "c.sqlite", cwd=tmp_path)
+        assert done.code == 0, done.stderr
+        assert "[red]x[/red]" in done.stdout
+        report = await crawler("report", "--db", "c.sqlite", cwd=tmp_path)
+        assert "[red]x[/red]" in report.stdout
+
     async def test_fail_on(self, site: Server, tmp_path: Path) -> None:
         """--fail-on exits 1 when a result has one of the statuses, 0 when none has, 2 for a bad status."""
         claims = _claims_csv(site, tmp_path / "claims.csv")
