@@ -346,6 +346,30 @@ class TestBadInput:
         assert done.code == 2
         assert "CRAWLER_LOG_FORMAT" in done.stderr
 
+    @pytest.mark.parametrize(
+        ("args", "env", "named"),
+        [
+            (
+                (),
+                {"CRAWLER_RETRYS": "1"},
+                "CRAWLER_RETRYS: unknown setting 'retrys' (did you mean 'retries'?)",
+            ),
+            ((), {"CRAWLER_PER_HOST": "0"}, "CRAWLER_PER_HOST: per_host must be greater than 0"),
+            (("--delay", "-1"), {}, "option --delay: delay must not be negative"),
+            (("--config", "absent.toml"), {}, "config file absent.toml: cannot read it"),
+        ],
+    )
+    async def test_bad_settings_stop_verify_before_any_work(
+        self, site: Server, tmp_path: Path, args: tuple[str, ...], env: dict[str, str], named: str
+    ) -> None:
+        """A bad setting in any layer stops `verify` with exit 2 naming it: no request, no database."""
+        claims = _claims_csv(site, tmp_path / "claims.csv")
+        done = await crawler("verify", str(claims), "--db", "c.sqlite", *args, cwd=tmp_path, env=env)
+        assert done.code == 2
+        assert named in done.stderr
+        assert site.log.count() == 0
+        assert not (tmp_path / "c.sqlite").exists()
+
     async def test_usage_errors_exit_2(self, tmp_path: Path) -> None:
         """An unknown command or option exits 2 (argparse's usage error)."""
         assert (await crawler("frobnicate", cwd=tmp_path)).code == 2
