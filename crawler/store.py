@@ -20,7 +20,6 @@ UNIQUE(run_id, claim_id) makes deciding a claim twice in one run impossible.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import itertools
 import json
@@ -29,10 +28,8 @@ import re
 import secrets
 import sqlite3
 from collections.abc import (
-    AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
-    Callable,
     Collection,
     Iterable,
     Iterator,
@@ -51,7 +48,6 @@ from crawler import urls
 from crawler.models import Claim, ClaimError, Flag, InvalidClaim, Result, Status
 
 _T = TypeVar("_T")
-_U = TypeVar("_U")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 BATCH = 1000
 """Rows per page of a read."""
@@ -125,6 +121,7 @@ _UPDATE_CLAIM = """
         OR expected_anchor IS NOT :expected_anchor OR expected_rel IS NOT :expected_rel
         OR match IS NOT :match OR tags IS NOT :tags OR invalid_reason IS NOT :invalid_reason)
 """
+_EXISTING = "SELECT id FROM claims WHERE id IN (SELECT value FROM json_each(?))"
 _ATTACH = """
     INSERT INTO run_claims (run_id, claim_id, page_key) VALUES (:run_id, :id, :page_key)
     ON CONFLICT (run_id, claim_id) DO UPDATE SET page_key = excluded.page_key
@@ -327,30 +324,44 @@ class Store:
     ) -> ImportCounts:
         """Upsert claims by id (the later row wins) and attach them to `run`, a transaction a batch.
 
-        A plain iterable (a file being read) is read in a worker thread, one batch ahead of
-        the batch being written, so parsing and writing overlap and the event loop stays free.
+        A plain iterable (a file being read) is read in a worker thread, so a slow input
+        never blocks the event loop.
         """
         counts = ImportCounts()
-        batches = _batches(items, IMPORT_BATCH, functools.partial(_claim_rows, run_id=run.id))
-        try:
-            async for rows, invalid in batches:
-                counts += await self._import(rows, invalid)
-        finally:
-            await batches.aclose()
+        async for batch in _batches(items, IMPORT_BATCH):
+            counts += await self._import(run, batch)
         return counts
 
-    async def _import(self, rows: list[dict[str, object]], invalid: int) -> ImportCounts:
+    async def _import(self, run: Run, batch: list[Claim | InvalidClaim]) -> ImportCounts:
+        now = _iso(datetime.now(UTC))
+        rows = list({item.id: _claim_row(item, now, run.id) for item in batch}.values())  # last one wins
         await self._db.execute("BEGIN IMMEDIATE")
         try:
-            added = (await self._db.executemany(_INSERT_CLAIM, rows)).rowcount
-            updated = (await self._db.executemany(_UPDATE_CLAIM, rows)).rowcount
+            added, updated = await self._upsert(rows)
             await self._db.executemany(_ATTACH, rows)
         except BaseException:
             # Awaiting queues the rollback at once, so it runs even if this await is cancelled.
             await self._db.rollback()
             raise
         await self._db.commit()
-        return ImportCounts(added, updated, len(rows) - added - updated, invalid)
+        invalid = sum(isinstance(item, InvalidClaim) for item in batch)
+        return ImportCounts(added, updated, len(batch) - added - updated, invalid)
+
+    async def _upsert(self, rows: list[dict[str, object]]) -> tuple[int, int]:
+        """Insert the new claims and update the changed ones: (added, updated).
+
+        Asking first which ids exist spares a fresh import the update pass and a re-import
+        the insert attempts; each pass costs about as much as the write itself.
+        """
+        ids = json.dumps([row["id"] for row in rows])
+        known = {row[0] for row in await self._db.execute_fetchall(_EXISTING, (ids,))}
+        new = [row for row in rows if row["id"] not in known]
+        old = [row for row in rows if row["id"] in known]
+        return await self._many(_INSERT_CLAIM, new), await self._many(_UPDATE_CLAIM, old)
+
+    async def _many(self, sql: str, rows: list[dict[str, object]]) -> int:
+        """Rows changed by `sql` run once per row."""
+        return (await self._db.executemany(sql, rows)).rowcount if rows else 0
 
     async def add_all_claims(self, run: Run) -> int:
         """Attach every claim in the database to `run` (a re-check); returns how many were new to it."""
@@ -548,41 +559,25 @@ async def _migrate(connection: aiosqlite.Connection, path: str) -> None:
             raise
 
 
-async def _batches(
-    items: Iterable[_T] | AsyncIterable[_T], size: int, prepare: Callable[[list[_T]], _U]
-) -> AsyncGenerator[_U, None]:
-    """`prepare` applied to lists of up to `size` items; a plain iterable is read (and its
-    batches prepared) in a worker thread, the next batch while the caller handles this one."""
+async def _batches(items: Iterable[_T] | AsyncIterable[_T], size: int) -> AsyncIterator[list[_T]]:
+    """Lists of up to `size` items; a plain iterable is read in a worker thread (it may be a file)."""
     if isinstance(items, AsyncIterable):
         batch: list[_T] = []
         async for item in items:
             batch.append(item)
             if len(batch) >= size:
-                yield prepare(batch)
+                yield batch
                 batch = []
         if batch:
-            yield prepare(batch)
+            yield batch
         return
     iterator = iter(items)
-    ahead = asyncio.ensure_future(asyncio.to_thread(_take, iterator, size, prepare))
-    try:
-        while (prepared := await ahead) is not None:
-            ahead = asyncio.ensure_future(asyncio.to_thread(_take, iterator, size, prepare))
-            yield prepared
-    finally:
-        ahead.cancel()
+    while batch := await asyncio.to_thread(_take, iterator, size):
+        yield batch
 
 
-def _take(iterator: Iterator[_T], size: int, prepare: Callable[[list[_T]], _U]) -> _U | None:
-    batch = list(itertools.islice(iterator, size))
-    return prepare(batch) if batch else None
-
-
-def _claim_rows(batch: list[Claim | InvalidClaim], run_id: str) -> tuple[list[dict[str, object]], int]:
-    """The parameters of each claim's row, and how many of them are invalid."""
-    now = _iso(datetime.now(UTC))
-    rows = [_claim_row(item, now, run_id) for item in batch]
-    return rows, sum(isinstance(item, InvalidClaim) for item in batch)
+def _take(iterator: Iterator[_T], size: int) -> list[_T]:
+    return list(itertools.islice(iterator, size))
 
 
 def _claim_row(item: Claim | InvalidClaim, now: str, run_id: str) -> dict[str, object]:
