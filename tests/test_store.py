@@ -370,6 +370,27 @@ class TestWriter:
             await task
         assert (await store.run_info(run.id)).decided == 5
 
+    async def test_cancelled_again_while_flushing(self, store: Store) -> None:
+        """Cancelling over and over while the writer flushes on its way out still saves the batch."""
+        run = await store.begin_run(SETTINGS)
+        items = [claim(n) for n in range(50)]
+        await store.add_claims(run, items)
+        given = asyncio.Event()
+
+        async def work() -> None:
+            async with store.writer(batch_size=1000, max_delay=60) as writer:
+                for item in items:
+                    await writer.add(result(item, run.id))
+                given.set()
+                await asyncio.sleep(3600)
+
+        task = asyncio.create_task(work())
+        await given.wait()
+        while not task.done():
+            task.cancel()
+            await asyncio.sleep(0)
+        assert (await store.run_info(run.id)).decided == 50
+
     async def test_a_failed_timed_save_is_raised_on_exit(self, store: Store) -> None:
         """A batch the database refuses (a claim not in the run) is an error at exit, not lost silently."""
         run = await store.begin_run(SETTINGS)
