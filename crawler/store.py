@@ -14,7 +14,9 @@ Writes are batched, one transaction per batch, never a commit per result. Reads 
 every query that may return many rows is paged by key, never fetched whole, and no read
 stays open while results are written. A run that was stopped (interrupted, killed) is
 resumed by the next `begin_run`: claims already decided are not offered again, and
-UNIQUE(run_id, claim_id) makes deciding a claim twice in one run impossible.
+UNIQUE(run_id, claim_id) makes deciding a claim twice in one run impossible. Readers
+(export, report) may use the file while a run writes to it; two runs at once may not:
+the second would resume the first's run.
 """
 
 from __future__ import annotations

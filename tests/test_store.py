@@ -102,6 +102,19 @@ class TestSchema:
         with pytest.raises(StoreError, match="something else"):
             await Store.open(path)
 
+    async def test_reader_beside_a_writer(self, tmp_path: Path) -> None:
+        """A second store on the same file (an export during a run) reads what the first has saved."""
+        path = tmp_path / "db.sqlite"
+        async with Store(path) as writer_store, Store(path) as reader_store:
+            run = await writer_store.begin_run(SETTINGS)
+            await writer_store.add_claims(run, [claim(n) for n in range(3)])
+            async with writer_store.writer(batch_size=2) as writer:
+                for n in range(3):
+                    await writer.add(result(claim(n), run.id))
+                assert len([r async for r in reader_store.results()]) == 2
+                assert (await reader_store.report()).run.decided == 2
+            assert (await reader_store.run_info(run.id)).decided == 3
+
     async def test_closed_store_says_so(self, tmp_path: Path) -> None:
         """Using a store that is not open is a StoreError, not an AttributeError."""
         with pytest.raises(StoreError, match="not open"):
