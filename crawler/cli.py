@@ -6,7 +6,7 @@ the store and, with `--output`, to a JSON Lines stream as they are decided. Exit
 
     0    the run finished
     1    the run finished and a result's status is one of `--fail-on`
-    2    usage, configuration, or an input file or database that can't be read
+    2    usage, configuration, an input file or database that can't be read, an unwritable --output
     70   an internal error (a bug: the traceback is on standard error)
     130  interrupted: what was decided is saved, and the next `verify` resumes the run
     141  the reader of standard output went away (`crawler export | head`), as a shell reports it
@@ -31,7 +31,7 @@ from crawler.claims import FORMATS, InputError, read_claims
 from crawler.config import SPECS, ConfigError, Kind, Settings, SettingSpec, __version__
 from crawler.export import ExportFormat, csv_header, csv_row, json_line
 from crawler.models import Result, Status
-from crawler.runner import RunOutcome, run_async, verify_run
+from crawler.runner import OutputError, RunOutcome, run_async, verify_run
 from crawler.store import Report, Store, StoreError
 
 EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 70, 130, 141
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except (ConfigError, InputError, StoreError, UsageError) as error:
+    except (ConfigError, InputError, OutputError, StoreError, UsageError) as error:
         print(f"crawler: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # Ctrl-C outside a run (a run handles its own signals)
@@ -274,8 +274,13 @@ def _output(path: str | None) -> Iterator[TextIO | None]:
             stream = open(path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
         except OSError as error:
             raise UsageError(f"{path}: cannot write: {error.strerror or error}") from None
-        with stream:
+        try:
             yield stream
+        finally:
+            # Every result was flushed as written; a close that fails has only the text of a
+            # write that failed (and was reported) left in its buffer.
+            with contextlib.suppress(OSError):
+                stream.close()
 
 
 def _exit_code(outcome: RunOutcome, fail_on: frozenset[Status]) -> int:

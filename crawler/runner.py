@@ -75,7 +75,11 @@ async def verify_run(
         run = await store.begin_run(batch.settings_record(settings), fresh=fresh)
         log.info("run started", run_id=run.id, resumed=run.resumed, db=str(db))
         work = asyncio.create_task(_work(store, run, inputs, settings, output, progress))
-        interrupted = await _until_done_or_signalled(work)
+        try:
+            interrupted = await _until_done_or_signalled(work)
+        except BaseException:  # e.g. an input file that fails mid-way: keep the run resumable
+            await store.finish_run(run, interrupted=True)
+            raise
         await store.finish_run(run, interrupted=interrupted)
         report = await store.report(run.id)
     info = report.run
@@ -114,10 +118,21 @@ async def _work(
         progress.stop()
 
 
+class OutputError(OSError):
+    """The `--output` stream can't be written (a full disk, a closed pipe): the run stops, resumable."""
+
+
 def _emit(output: TextIO | None, result: Result) -> None:
-    if output is not None:
+    if output is None:
+        return
+    try:
         output.write(json_line(result) + "\n")
         output.flush()  # "as soon as decided": a reader of the stream sees each result at once
+    except BrokenPipeError:
+        raise  # the reader went away: the command line exits as a shell expects
+    except OSError as error:
+        name = getattr(output, "name", "output")
+        raise OutputError(f"{name}: cannot write: {error.strerror or error}") from None
 
 
 async def _until_done_or_signalled(work: asyncio.Task[None]) -> bool:
@@ -135,5 +150,5 @@ async def _until_done_or_signalled(work: asyncio.Task[None]) -> bool:
             loop.remove_signal_handler(signum)
     if work.cancelled():
         return True
-    work.result()  # an error of the work is raised here, after the run is left resumable
+    work.result()  # an error of the work is raised here
     return False

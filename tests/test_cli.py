@@ -370,6 +370,20 @@ class TestBadInput:
         assert site.log.count() == 0
         assert not (tmp_path / "c.sqlite").exists()
 
+    @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs a device that is always full")
+    async def test_output_that_cannot_be_written(self, site: Server, tmp_path: Path) -> None:
+        """An --output that fails mid-run (a full disk) exits 2 naming it; the run resumes later."""
+        claims = _claims_csv(site, tmp_path / "claims.csv")
+        done = await crawler("verify", str(claims), "--db", "c.sqlite", "--output", "/dev/full", cwd=tmp_path)
+        assert done.code == 2
+        assert "/dev/full: cannot write" in done.stderr
+        assert "Traceback" not in done.stderr
+        db = tmp_path / "c.sqlite"
+        assert _db_rows(db, "SELECT status FROM runs") == [("interrupted",)]
+        resumed = await crawler("verify", "--db", "c.sqlite", cwd=tmp_path)
+        assert resumed.code == 0, resumed.stderr
+        assert _db_rows(db, "SELECT count(*), count(DISTINCT claim_id) FROM results") == [(5, 5)]
+
     async def test_usage_errors_exit_2(self, tmp_path: Path) -> None:
         """An unknown command or option exits 2 (argparse's usage error)."""
         assert (await crawler("frobnicate", cwd=tmp_path)).code == 2
