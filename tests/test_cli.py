@@ -461,7 +461,7 @@ async def _start_slow_run(
 
 
 class TestInterrupt:
-    @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+    @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
     async def test_stop_mid_run_then_resume(
         self, servers: Servers, tmp_path: Path, signum: signal.Signals
     ) -> None:
