@@ -18,9 +18,11 @@ test: lint
 	$(BIN)/pytest
 
 lint: $(TEST_INSTALLED)
-	$(BIN)/ruff check crawler tests
-	$(BIN)/ruff format --check crawler tests
+	$(BIN)/ruff check crawler tests examples bench
+	$(BIN)/ruff format --check crawler tests examples bench
 	$(BIN)/mypy
+	$(BIN)/mypy --strict examples
+	$(BIN)/hadolint Dockerfile
 
 # Quick benchmarks; bench/memory.py (1,000,000 claims, needs nginx) is run by hand, see its docstring.
 bench: $(TEST_INSTALLED)

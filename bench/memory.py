@@ -55,7 +55,8 @@ def write_claims(path: Path, claims: int, hosts: int) -> None:
         out.write("source_url,target_url,vendor\n")
         for n in range(claims):
             page = n // 10
-            out.write(f"http://{host(page % hosts)}:{PORT}/p{page // hosts},https://target.example/t{n % 10},v{page % 7}\n")
+            source = f"http://{host(page % hosts)}:{PORT}/p{page // hosts}"
+            out.write(f"{source},https://target.example/t{n % 10},v{page % 7}\n")
 
 
 def start_nginx(workdir: Path) -> subprocess.Popen[bytes]:
@@ -94,7 +95,9 @@ def measure(crawler: str, workdir: Path, claims: int, hosts: int) -> tuple[float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--claims", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--hosts", type=int, default=10_000)
     parser.add_argument("--crawler", default=".venv/bin/crawler")

@@ -199,13 +199,13 @@ def load_settings(args: argparse.Namespace) -> Settings:
     return config.load_settings(args.config or config.env_option(config.ENV_CONFIG), flags=flags)
 
 
-def _configure_logs(args: argparse.Namespace) -> None:
+def _configure_logs(args: argparse.Namespace) -> logs.LogFormat:
     if args.log_format not in (None, *logs.LogFormat):  # argparse checked the flag, not the variable
         choices = " or ".join(logs.LogFormat)
         raise ConfigError(
             f"environment variable CRAWLER_LOG_FORMAT: expected {choices}, got {args.log_format!r}"
         )
-    logs.configure(format=args.log_format, quiet=args.quiet)
+    return logs.configure(format=args.log_format, quiet=args.quiet)
 
 
 def _statuses(text: str | None, option: str) -> frozenset[Status]:
@@ -245,7 +245,7 @@ def _utf8(stream: TextIO) -> TextIO:
 
 def verify_command(args: argparse.Namespace) -> int:
     settings = load_settings(args)
-    _configure_logs(args)
+    log_format = _configure_logs(args)
     fail_on = _statuses(args.fail_on, "--fail-on")
     if not args.inputs and not Path(args.db).is_file():
         raise UsageError(f"{args.db}: no such database: give claims files to verify")
@@ -258,7 +258,10 @@ def verify_command(args: argparse.Namespace) -> int:
         outcome = run_async(
             verify_run(db, readers, settings, fresh=args.fresh, output=output, progress=progress)
         )
-    if not args.quiet:
+    # With results on stdout, stderr is the log stream: in JSON it stays JSON (the "run
+    # finished" line carries the counts), so a log collector never meets a table.
+    summary_in_logs = summary is sys.stderr and log_format is logs.LogFormat.JSON
+    if not args.quiet and not summary_in_logs:
         display.console(summary).print(display.report_tables(outcome.report))
     return _exit_code(outcome, fail_on)
 

@@ -70,8 +70,5 @@ async def main() -> None:
         print(f"  alert: {alert['claim_id']} {alert['status']} {alert['reason'] or ''} vendor={vendor}")
 
 
-# type: ignore[union-attr]
-
-
 if __name__ == "__main__":
     asyncio.run(main())
