@@ -30,17 +30,16 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from types import SimpleNamespace, TracebackType
 
 import aiohttp
-import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
-from crawler import retry, urls
+from crawler import logs, retry, urls
 from crawler.config import Settings
 from crawler.models import Redirect
 from crawler.politeness import Politeness
 
-log = structlog.get_logger()
+log = logs.get_logger(__name__)
 
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 ACCEPT_ENCODING = "gzip, deflate, br"

@@ -113,6 +113,46 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def get_logger(**initial: Any) -> Any:
-    """A structlog logger (a shortcut so callers need not import structlog)."""
-    return structlog.get_logger(**initial)
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+class LibraryLogger:
+    """The logger of the modules a library user runs (engine, pipeline).
+
+    Once the application configured structlog (the command line does), lines go through it.
+    Before that, they go to the standard `logging` logger of the same name, so `import
+    crawler` prints nothing a user did not ask for: structlog's unconfigured default would
+    print every debug line to standard output.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._standard = logging.getLogger(name)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._log("debug", event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._log("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._log("warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._log("error", event, fields)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        self._log("error", event, {"exc_info": True, **fields})
+
+    def _log(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        if structlog.is_configured():
+            getattr(structlog.get_logger(self.name), level)(event, **fields)
+        elif self._standard.isEnabledFor(_LEVELS[level]):
+            exc_info = fields.pop("exc_info", None)
+            details = " ".join(f"{key}={value!r}" for key, value in fields.items())
+            self._standard.log(_LEVELS[level], "%s %s", event, details, exc_info=exc_info)
+
+
+def get_logger(name: str = "crawler") -> LibraryLogger:
+    """The logger for module `name` (pass `__name__`)."""
+    return LibraryLogger(name)

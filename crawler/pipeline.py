@@ -32,16 +32,14 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-import structlog
-
-from crawler import decode, extract, urls, verdict
+from crawler import decode, extract, logs, urls, verdict
 from crawler.config import Settings
 from crawler.fetch import Chain, Fetcher, Response
 from crawler.models import Claim, Fetched, InvalidClaim, Page, Result
 from crawler.politeness import Politeness
 from crawler.robots import RobotsPolicy
 
-log = structlog.get_logger()
+log = logs.get_logger(__name__)
 
 CLAIMS_PER_PAGE = 16
 RECENT_PAGES = 128

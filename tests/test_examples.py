@@ -80,6 +80,7 @@ def test_example_runs(example: str, expected_lines: list[str]) -> None:
 
     done = run_example(example)
     assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # a library prints nothing it was not asked for: no engine debug lines
     for pattern in expected_lines:
         assert re.search(pattern, done.stdout, re.M), f"{pattern!r} not in:\n{done.stdout}"
 
