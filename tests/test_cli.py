@@ -224,7 +224,16 @@ class TestVerify:
         records = [json.loads(line) for line in lines]
         assert {r["claim_id"]: r["status"] for r in records} == EXPECTED
         assert all(list(record) == CONTRACT_FIELDS for record in records)
-        assert "By status" in done.stderr  # the summary moved to standard error
+        # Standard error is the log stream, JSON off a terminal: no summary table in it, the
+        # counts are in the "run finished" line.
+        logs = [json.loads(line) for line in done.stderr.splitlines()]
+        finished = [log for log in logs if log["event"] == "run finished"]
+        assert finished[0]["decided"] == len(EXPECTED)
+        console = await crawler(
+            "verify", str(claims), "--db", "c.sqlite", "--output", "-", "--fresh", "--log-format", "console",
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert "By status" in console.stderr  # for a person, the summary moved to standard error
 
     async def test_output_to_a_file(self, site: Server, tmp_path: Path) -> None:
         """--output PATH writes the same JSON lines to a file."""
