@@ -74,7 +74,21 @@ class TestRetryAfter:
         earlier = format_datetime(NOW - timedelta(hours=1), usegmt=True)
         assert retry.parse_retry_after(earlier, NOW) == 0.0
 
-    @pytest.mark.parametrize("value", [None, "", "soon", "-5", "1.5e3", "Mon, 99 Foo 2024"])
+    @pytest.mark.parametrize(
+        "value",
+        [
+            None,
+            "",
+            "soon",
+            "-5",
+            "1.5e3",
+            "Mon, 99 Foo 2024",
+            "\u00b2",
+            "\u0661\u0662",
+            "\uff11\uff12",
+            "12\u00b2",
+        ],
+    )
     def test_unusable_values_are_ignored(self, value: str | None) -> None:
-        """Absent, negative or garbled values give None, never an exception."""
+        """Absent, negative or garbled values, and non-ASCII digits, give None, never an exception."""
         assert retry.parse_retry_after(value, NOW) is None
