@@ -68,10 +68,15 @@ _FORBIDDEN = tuple(
         "::1/128",
         "fc00::/7",
         "fe80::/10",
+        "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215): its translator maps into a local network
+        "fec0::/10",  # site-local: deprecated (RFC 3879), still routed inside some networks
         "ff00::/8",
     )
 )
-_NAT64 = (ip_network("64:ff9b::/96"), ip_network("64:ff9b:1::/48"))
+# Every public IPv6 unicast address is in 2000::/3 (IANA's global unicast space); whatever is
+# outside it, once any IPv4 address carried inside has been checked, is no public web server.
+_GLOBAL_UNICAST_V6 = ip_network("2000::/3")
+_NAT64 = ip_network("64:ff9b::/96")
 
 
 def forbidden_address(address: str) -> bool:
@@ -90,6 +95,8 @@ def _forbidden_ip(ip: IPv4Address | IPv6Address) -> bool:
             return _forbidden_ip(inner)
     if any(ip.version == net.version and ip in net for net in _FORBIDDEN):
         return True
+    if isinstance(ip, IPv6Address) and ip not in _GLOBAL_UNICAST_V6:
+        return True
     return not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified
 
 
@@ -103,7 +110,7 @@ def _embedded_ipv4(ip: IPv6Address) -> IPv4Address | None:
         return ip.ipv4_mapped
     if ip.sixtofour is not None:
         return ip.sixtofour
-    if any(ip in net for net in _NAT64):
+    if ip in _NAT64:
         return IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
 

@@ -128,9 +128,10 @@ def _robots_failure(answer: Response, *, hop: bool) -> RobotsAnswer:
     """No robots.txt response: no response at all from the site itself means unreachable.
 
     A timeout, and any failure past a redirect (the site did answer), leave robots.txt
-    unreachable in RFC 9309's sense: complete disallow.
+    unreachable in RFC 9309's sense: complete disallow. A forbidden address blocks the site
+    under that name wherever it comes, so a robots.txt redirect into a private network says so.
     """
-    if not hop and answer.reason in NO_RESPONSE | {"forbidden_address"}:
+    if answer.reason == "forbidden_address" or (not hop and answer.reason in NO_RESPONSE):
         return RobotsAnswer(None, answer.reason, answer.attempts)
     return RobotsAnswer(RobotsPolicy.unavailable_policy(), attempts=answer.attempts)
 
