@@ -293,7 +293,8 @@ def _from_cells(columns: list[tuple[int, str, bool]], cells: list[str], row: int
         else:
             tags.setdefault(name, value)
     if len(cells) > len(columns) and any(cell.strip() for cell in cells[len(columns) :]):
-        return _invalid(known, tags, row, "cells", f"{len(cells)} cells but the header has {len(columns)}")
+        problem = f"{len(cells)} cells but the header has {len(columns)}"
+        return _invalid(known, tags, row, "cells", problem, raw="\x1f".join(cells))
     return _claim(known, tags, row)
 
 
@@ -315,13 +316,13 @@ def _from_json_line(line: str, row: int) -> Claim | InvalidClaim:
     try:
         value = json.loads(line)
     except RecursionError:
-        return _invalid({}, {}, row, "json", "nested too deeply")
+        return _invalid({}, {}, row, "json", "nested too deeply", raw=line)
     except json.JSONDecodeError as error:
-        return _invalid({}, {}, row, "json", f"not valid JSON: {error.msg} (column {error.colno})")
+        return _invalid({}, {}, row, "json", f"not valid JSON: {error.msg} (column {error.colno})", raw=line)
     except ValueError as error:  # e.g. an integer of more digits than Python converts
-        return _invalid({}, {}, row, "json", f"not valid JSON: {error}")
+        return _invalid({}, {}, row, "json", f"not valid JSON: {error}", raw=line)
     if not isinstance(value, dict):
-        return _invalid({}, {}, row, "json", f"a JSON {_JSON_TYPES[type(value)]}, not an object")
+        return _invalid({}, {}, row, "json", f"a JSON {_JSON_TYPES[type(value)]}, not an object", raw=line)
     return claim_from_fields({str(key): _json_text(item) for key, item in value.items()}, row)
 
 
@@ -391,13 +392,18 @@ def _url_problem(known: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
-def _invalid(known: dict[str, str], tags: dict[str, str], row: int, field: str, problem: str) -> InvalidClaim:
-    """An invalid row: values made safe to store; an id that only this row can have."""
+def _invalid(
+    known: dict[str, str], tags: dict[str, str], row: int, field: str, problem: str, *, raw: str = ""
+) -> InvalidClaim:
+    """An invalid row: values made safe to store; an id that only this row can have.
+
+    `raw` is the row's text when its values could not be read (a broken JSON line).
+    """
     source = _clean(known.get("source_url", ""))
     target = _clean(known.get("target_url", ""))
     given = _clean(known.get("id", ""))
     return InvalidClaim(
-        id=given or _invalid_key(source, target, row),
+        id=given or _invalid_key(source, target, row, (known, tags, raw)),
         source_url=source,
         target_url=target,
         reason=f"row {row}: {field}: {problem}",
@@ -405,12 +411,14 @@ def _invalid(known: dict[str, str], tags: dict[str, str], row: int, field: str, 
     )
 
 
-def _invalid_key(source: str, target: str, row: int) -> str:
+def _invalid_key(source: str, target: str, row: int, content: object) -> str:
     # With both URLs present the key is the default claim id, so importing the same file
-    # twice stores the row once; without them, rows that differ otherwise would collide.
+    # twice stores the row once. Without them, the row number and the row's content: two
+    # unusable rows at the same row number of two files are two claims, yet reading the
+    # same file again gives the same ids.
     if source and target:
         return claim_key(source, target)
-    return claim_key(f"row {row}", f"{source}\n{target}")
+    return claim_key(f"row {row}", json.dumps(content, ensure_ascii=False, sort_keys=True))
 
 
 def _clean(text: str) -> str:

@@ -1,0 +1,170 @@
+"""Contract, section 7: settings in a file, the environment and flags, their precedence, and exit 2
+for an unknown setting or a bad value in each, through `python -m crawler` subprocesses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from contract import TARGET, Done, cli, linked
+from servers import Server, Servers, respond, running
+
+import crawler
+
+# Values every setting can take in a loopback run: each form of each setting is given one.
+VALUES: dict[str, object] = {
+    "user_agent": "backlink-crawler/9 (+https://x.test)",
+    "index_agent": "Googlebot",
+    "concurrency": 8,
+    "per_host": 1,
+    "delay": 0.0,
+    "max_crawl_delay": 5.0,
+    "timeout": 5.0,
+    "connect_timeout": 2.0,
+    "retries": 0,
+    "max_retry_after": 1.0,
+    "max_redirects": 5,
+    "max_bytes": 1_000_000,
+    "obey_robots": True,
+    "allow_private": True,
+}
+"""The settings section 6 names, with a value for a fast loopback run."""
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[Servers]:
+    async with running() as factory:
+        yield factory
+
+
+@pytest.fixture
+async def site(servers: Servers) -> Server:
+    robots = respond("User-agent: *\nDisallow: /private\n", content_type="text/plain")
+    return await servers.app({"/robots.txt": robots, "/": respond(linked()), "/private": respond(linked())})
+
+
+def claims(tmp_path: Path, site: Server, path: str = "/", file: str = "claims.csv") -> str:
+    (tmp_path / file).write_text(f"source_url,target_url\n{site.url(path)},{TARGET}\n")
+    return file
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+def agents(site: Server) -> set[str]:
+    return {hit.headers["User-Agent"] for hit in site.log.hits if hit.headers and hit.path == "/"}
+
+
+def statuses(done: Done) -> list[tuple[str, str | None]]:
+    assert done.code == 0, done.stderr
+    return [(record["status"], record["reason"]) for record in done.jsonl()]
+
+
+class TestThreeForms:
+    async def test_every_setting_in_file_environment_and_flags(self, site: Server, tmp_path: Path) -> None:
+        """Each section 6 setting is accepted as a file key, a CRAWLER_ variable and a --flag."""
+        assert set(VALUES) <= {f.name for f in dataclasses.fields(crawler.Settings)}
+        name = claims(tmp_path, site)
+        (tmp_path / "all.toml").write_text("".join(f"{key} = {toml_value(v)}\n" for key, v in VALUES.items()))
+        env = {f"CRAWLER_{key.upper()}": toml_value(v).strip('"') for key, v in VALUES.items()}
+        flags: list[str] = []
+        for key, value in VALUES.items():
+            flag = "--" + key.replace("_", "-")
+            flags += (
+                [flag if value else "--no-" + flag[2:]] if isinstance(value, bool) else [flag, str(value)]
+            )
+        runs = await asyncio.gather(
+            cli("verify", name, "--db", "f.sqlite", "--config", "all.toml", "--output", "-", cwd=tmp_path),
+            cli("verify", name, "--db", "e.sqlite", "--output", "-", cwd=tmp_path, env=env),
+            cli("verify", name, "--db", "a.sqlite", "--output", "-", *flags, cwd=tmp_path),
+        )
+        assert [statuses(done) for done in runs] == [[("verified", None)]] * 3
+        assert agents(site) == {VALUES["user_agent"]}
+
+    async def test_precedence(self, servers: Servers, tmp_path: Path) -> None:
+        """defaults < config file < CRAWLER_ variables < flags, seen in the User-Agent the server got."""
+        (tmp_path / "c.toml").write_text('user_agent = "FileBot/1"\n')
+        env = {"CRAWLER_CONFIG": "c.toml"}
+        by_env = env | {"CRAWLER_USER_AGENT": "EnvBot/1"}
+        cases = [
+            ({}, [], crawler.Settings().user_agent),
+            (env, [], "FileBot/1"),
+            (by_env, [], "EnvBot/1"),
+            (by_env, ["--user-agent", "FlagBot/1"], "FlagBot/1"),
+        ]
+        sites, runs = [], []
+        for n, (extra, options, _) in enumerate(cases):
+            sites.append(await servers.app({"/": respond(linked())}, host=f"127.0.0.{n + 2}"))
+            name = claims(tmp_path, sites[-1], file=f"{n}.csv")
+            runs.append(cli("verify", name, "--db", f"{n}.sqlite", *options, cwd=tmp_path, env=extra))
+        for done, seen, (_, _, agent) in zip(await asyncio.gather(*runs), sites, cases, strict=True):
+            assert done.code == 0, done.stderr
+            assert agents(seen) == {agent}
+
+    async def test_booleans(self, site: Server, tmp_path: Path) -> None:
+        """Booleans: true/false/1/0 in the environment, --x/--no-x flags beating it."""
+        name = claims(tmp_path, site, "/private")
+        cases: list[tuple[dict[str, str], list[str]]] = [
+            ({"CRAWLER_OBEY_ROBOTS": "0"}, []),
+            ({"CRAWLER_OBEY_ROBOTS": "1"}, []),
+            ({}, ["--no-allow-private"]),
+            ({"CRAWLER_OBEY_ROBOTS": "true"}, ["--no-obey-robots"]),
+            ({"CRAWLER_ALLOW_PRIVATE": "false", "CRAWLER_OBEY_ROBOTS": "False"}, ["--allow-private"]),
+        ]
+        runs = await asyncio.gather(
+            *(
+                cli("verify", name, "--db", f"{n}.sqlite", "--output", "-", *flags, cwd=tmp_path, env=env)
+                for n, (env, flags) in enumerate(cases)
+            )
+        )
+        assert [statuses(done)[0] for done in runs] == [
+            ("not_indexable", None),  # robots not obeyed for us; Googlebot is still disallowed there
+            ("blocked", "robots_disallowed"),
+            ("blocked", "forbidden_address"),
+            ("not_indexable", None),
+            ("not_indexable", None),
+        ]
+
+
+BAD = [
+    ("dealy = 0.5\n", {}, [], "dealy"),
+    ("", {"CRAWLER_DEALY": "0.5"}, [], "DEALY"),
+    ("", {}, ["--dealy", "0.5"], "--dealy"),
+    ('delay = "soon"\n', {}, [], "delay"),
+    ("", {"CRAWLER_DELAY": "soon"}, [], "CRAWLER_DELAY"),
+    ("", {}, ["--delay", "soon"], "--delay"),
+    ("", {"CRAWLER_ALLOW_PRIVATE": "yes"}, [], "CRAWLER_ALLOW_PRIVATE"),
+    ("[crawler\n", {}, [], "not valid TOML"),
+]
+"""(config file text, environment, flags, what the error must name)."""
+
+
+class TestErrors:
+    async def test_bad_setting_exits_2_naming_it(self, site: Server, tmp_path: Path) -> None:
+        """An unknown setting or a bad value, in the file, the environment or a flag, exits 2 naming it."""
+        name = claims(tmp_path, site)
+        runs = []
+        for n, (file, env, flags, _) in enumerate(BAD):
+            (tmp_path / f"{n}.toml").write_text(file)
+            options = ["--db", f"{n}.sqlite", "--config", f"{n}.toml", *flags]
+            runs.append(cli("verify", name, *options, cwd=tmp_path, env=env))
+        for done, (_, _, _, named) in zip(await asyncio.gather(*runs), BAD, strict=True):
+            assert done.code == 2, (named, done.stderr)
+            assert named.lower() in done.stderr.lower(), (named, done.stderr)
+        assert site.log.count() == 0  # stopped before any request
+        assert not any(name.endswith(".sqlite") for name in os.listdir(tmp_path))
+
+    async def test_missing_config_file_exits_2(self, site: Server, tmp_path: Path) -> None:
+        """A config file that can't be read exits 2 naming it."""
+        done = await cli("verify", claims(tmp_path, site), "--config", "nope.toml", cwd=tmp_path)
+        assert done.code == 2
+        assert "nope.toml" in done.stderr
