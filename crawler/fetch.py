@@ -28,9 +28,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from types import SimpleNamespace, TracebackType
+from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.client_reqrep import ConnectionKey
 from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
@@ -333,10 +336,46 @@ class Fetcher:
             await self._resolver.resolve(host, target.port or 0, socket.AF_UNSPEC)
 
 
+class IdleBoundConnector(aiohttp.TCPConnector):
+    """A TCPConnector keeping at most `max_idle` idle keep-alive connections, least recently used out.
+
+    aiohttp bounds connections in use (`limit`), not idle ones: a crawl over many hosts would
+    keep a socket, and a file descriptor, per host until its keep-alive expires, and reach the
+    process's descriptor limit (1024 by default on many systems) with requests failing as
+    connection errors. httpx calls this bound max_keepalive_connections; aiohttp has no public
+    hook for it, so `_release` is extended and the pool read as aiohttp 3.10 to 3.14 keep it
+    (`_conns`: connection key -> (connection, last use), oldest first). tests/test_fetch.py
+    counts the sockets, so a change of aiohttp's internals shows.
+    """
+
+    def __init__(self, *, max_idle: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_idle = max_idle
+
+    def _release(self, key: ConnectionKey, protocol: ResponseHandler, *, should_close: bool = False) -> None:
+        super()._release(key, protocol, should_close=should_close)
+        pool = self._conns
+        idle = sum(len(conns) for conns in pool.values())
+        while idle > self.max_idle:
+            oldest = min(pool, key=lambda k: pool[k][0][1])
+            connection, _ = pool[oldest][0]
+            del pool[oldest][0]
+            if not pool[oldest]:
+                del pool[oldest]
+            connection.close()
+            idle -= 1
+
+    @property
+    def idle(self) -> int:
+        """Idle connections kept for reuse now."""
+        return sum(len(conns) for conns in self._conns.values())
+
+
 def _session(
     settings: Settings, resolver: AbstractResolver, trace: aiohttp.TraceConfig
 ) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(
+    connector = IdleBoundConnector(
+        max_idle=settings.concurrency,  # with as many in use, sockets stay within 2 x concurrency
         resolver=resolver,
         ssl=settings.verify_tls,  # False: no certificate checks
         limit=0,  # `Politeness` bounds requests; a pool limit would only add hidden waits

@@ -388,6 +388,40 @@ class TestFailures:
         assert (served, server.log.count()) == (2, 2)
 
 
+class TestConnectionPool:
+    async def test_idle_connections_are_bounded_least_recently_used_first(self, servers: Servers) -> None:
+        """After 12 hosts, only `concurrency` (4) idle connections stay open: the 4 most recent, reused."""
+        opened: dict[str, int] = {}
+        open_now: dict[str, int] = {}
+
+        def keep_alive(host: str) -> Any:
+            async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                opened[host] = opened.get(host, 0) + 1
+                open_now[host] = open_now.get(host, 0) + 1
+                try:
+                    while await reader.readuntil(b"\r\n\r\n"):
+                        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        await writer.drain()
+                except asyncio.IncompleteReadError:
+                    pass  # the client closed the connection
+                finally:
+                    open_now[host] -= 1
+
+            return handler
+
+        hosts = [f"127.0.4.{n}" for n in range(1, 13)]
+        sites = [await servers.raw(keep_alive(host), host) for host in hosts]
+        async with fetcher(fast(concurrency=4)) as client:
+            for site in sites:
+                assert (await client.get(site.url("/"), max_bytes=100)).status == 200
+            await asyncio.sleep(0.2)  # closes reach the servers
+            assert sum(open_now.values()) == 4
+            assert [open_now[host] for host in hosts[-4:]] == [1, 1, 1, 1]
+            for site in sites[-4:]:
+                assert (await client.get(site.url("/"), max_bytes=100)).status == 200
+        assert [opened[host] for host in hosts] == [1] * 12  # the kept ones were reused
+
+
 class TestRetries:
     async def test_503_then_success(self, servers: Servers) -> None:
         """A 503 is retried and the next 200 is the answer, on attempt 2."""
