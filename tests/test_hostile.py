@@ -428,6 +428,55 @@ class TestHeaders:
         crawl = await crawl_beside_normal(servers, [host.url("/")], fast())
         assert outcome(crawl[host.url("/")]) == (Status.UNREACHABLE, "connection_error")
 
+    async def test_protocol_oddities(self, servers: Servers) -> None:
+        """Informational answers, bare LFs and HTTP/1.0 are read; ambiguous framing is refused cleanly.
+
+        A response with both Content-Length and chunked framing, two lengths, a bad chunk size,
+        a header line without a colon or a NUL is what request-smuggling and cache-poisoning
+        attacks are made of: connection_error, never a guess.
+        """
+        body = LINKED.encode()
+        length = b"Content-Length: %d\r\n" % len(body)
+        kind = b"Content-Type: text/html\r\n"
+        readable = {
+            "early hints": b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+            + b"HTTP/1.1 200 OK\r\n"
+            + kind
+            + length
+            + b"\r\n"
+            + body,
+            "bare LF": (b"HTTP/1.1 200 OK\r\n" + kind + length + b"\r\n").replace(b"\r\n", b"\n") + body,
+            "HTTP/1.0 to the close": b"HTTP/1.0 200 OK\r\n" + kind + b"\r\n" + body,
+        }
+        refused = {
+            "length and chunked": b"HTTP/1.1 200 OK\r\n"
+            + kind
+            + length
+            + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            "two lengths": b"HTTP/1.1 200 OK\r\n" + kind + length + b"Content-Length: 1\r\n\r\n" + body,
+            "bad chunk size": b"HTTP/1.1 200 OK\r\n"
+            + kind
+            + b"Transfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n",
+            "no colon": b"HTTP/1.1 200 OK\r\n" + kind + b"Garbage line\r\n" + length + b"\r\n" + body,
+            "NUL in a header": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\n" + kind + length + b"\r\n" + body,
+        }
+
+        def answer(payload: bytes) -> RawPage:
+            async def page(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                writer.write(payload)
+                await writer.drain()
+
+            return page
+
+        hosts = {}
+        for n, (name, payload) in enumerate({**readable, **refused}.items()):
+            hosts[name] = await servers.raw(page_only(answer(payload)), f"127.0.6.{n + 1}")
+        crawl = await crawl_beside_normal(servers, [host.url("/") for host in hosts.values()], fast())
+        outcomes = {name: outcome(crawl[host.url("/")]) for name, host in hosts.items()}
+        expected = dict.fromkeys(readable, (Status.VERIFIED, None))
+        expected |= dict.fromkeys(refused, (Status.UNREACHABLE, "connection_error"))
+        assert outcomes == expected
+
     async def test_unparsable_retry_after(self, servers: Servers) -> None:
         """A 503 whose Retry-After is no number and no date is retried on the backoff, not a crash."""
         values = iter(["\u00b2", "\u0661\u0662", "1e999", "Sun, 99 Foo 0000 99:99:99 GMT", "-1"])
@@ -531,6 +580,21 @@ class TestRedirects:
         assert (*outcome(result), len(result.redirects)) == (Status.PAGE_ERROR, "too_many_redirects", 10)
         assert result.final_url == host.url("/r10")
         assert (host.log.count("/r10"), host.log.count("/r11")) == (1, 0)
+
+    async def test_meta_refresh_loop(self, servers: Servers) -> None:
+        """Pages refreshing to each other stop at the first repeat; one refreshing to itself is the page."""
+
+        def refresh(to: str, extra: str = "") -> Handler:
+            return respond(f'<meta http-equiv="refresh" content="0; url={to}">{extra}')
+
+        routes = {"/a": refresh("/b"), "/b": refresh("/a"), "/self": refresh("/self#top", LINKED)}
+        host = await servers.app(routes, "127.0.0.3")
+        crawl = await crawl_beside_normal(servers, [host.url("/a"), host.url("/self")], fast())
+        looped = crawl[host.url("/a")]
+        assert outcome(looped) == (Status.PAGE_ERROR, "too_many_redirects")
+        assert [hop.status for hop in looped.redirects] == [None, None]
+        assert crawl[host.url("/self")].status is Status.VERIFIED
+        assert (host.log.count("/a"), host.log.count("/self")) == (2, 1)
 
 
 class TestHostileRobots:
