@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from crawler import store_sql as sql
 from crawler import urls
 from crawler.models import Claim, ClaimError, Flag, InvalidClaim, Result, Status
 
@@ -56,113 +57,6 @@ BATCH = 1000
 IMPORT_BATCH = 10000
 """Claims per import transaction: claim ids and page keys are hashes, so each batch dirties
 index pages all over the file, and larger transactions write each of those pages fewer times."""
-
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE claims (
-        id TEXT PRIMARY KEY,
-        source_url TEXT NOT NULL,
-        target_url TEXT NOT NULL,
-        expected_anchor TEXT,
-        expected_rel TEXT,
-        match TEXT NOT NULL DEFAULT 'page',
-        tags TEXT NOT NULL DEFAULT '{}',
-        invalid_reason TEXT,
-        page_key TEXT NOT NULL,
-        imported_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    CREATE TABLE runs (
-        id TEXT PRIMARY KEY,
-        started_at TEXT NOT NULL,
-        finished_at TEXT,
-        status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'interrupted')),
-        settings TEXT NOT NULL DEFAULT '{}',
-        claims INTEGER,
-        decided INTEGER,
-        counts TEXT
-    );
-    CREATE TABLE run_claims (
-        run_id TEXT NOT NULL REFERENCES runs (id),
-        claim_id TEXT NOT NULL REFERENCES claims (id),
-        page_key TEXT NOT NULL,
-        PRIMARY KEY (run_id, claim_id)
-    ) WITHOUT ROWID;
-    CREATE INDEX run_claims_by_page ON run_claims (run_id, page_key, claim_id);
-    CREATE TABLE results (
-        run_id TEXT NOT NULL,
-        claim_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        reason TEXT,
-        flags TEXT NOT NULL DEFAULT '[]',
-        tags TEXT NOT NULL DEFAULT '{}',
-        http_status INTEGER,
-        final_url TEXT,
-        checked_at TEXT NOT NULL,
-        data TEXT NOT NULL,
-        UNIQUE (run_id, claim_id),
-        FOREIGN KEY (run_id, claim_id) REFERENCES run_claims (run_id, claim_id)
-    );
-    CREATE INDEX results_by_run ON results (run_id);
-    CREATE INDEX results_by_status ON results (run_id, status);
-    """,
-)
-"""Schema changes from the first release on; entry N takes a database from version N to N+1."""
-
-_INSERT_CLAIM = """
-    INSERT OR IGNORE INTO claims (id, source_url, target_url, expected_anchor, expected_rel, match,
-                                  tags, invalid_reason, page_key, imported_at, updated_at)
-    VALUES (:id, :source_url, :target_url, :expected_anchor, :expected_rel, :match,
-            :tags, :invalid_reason, :page_key, :now, :now)
-"""
-_UPDATE_CLAIM = """
-    UPDATE claims SET source_url = :source_url, target_url = :target_url,
-        expected_anchor = :expected_anchor, expected_rel = :expected_rel, match = :match,
-        tags = :tags, invalid_reason = :invalid_reason, page_key = :page_key, updated_at = :now
-    WHERE id = :id AND (source_url IS NOT :source_url OR target_url IS NOT :target_url
-        OR expected_anchor IS NOT :expected_anchor OR expected_rel IS NOT :expected_rel
-        OR match IS NOT :match OR tags IS NOT :tags OR invalid_reason IS NOT :invalid_reason)
-"""
-_EXISTING = "SELECT id FROM claims WHERE id IN (SELECT value FROM json_each(?))"
-_ATTACH = """
-    INSERT INTO run_claims (run_id, claim_id, page_key) VALUES (:run_id, :id, :page_key)
-    ON CONFLICT (run_id, claim_id) DO UPDATE SET page_key = excluded.page_key
-    WHERE page_key IS NOT excluded.page_key
-"""
-# CROSS JOIN makes SQLite walk run_claims in page order (its index) and look claims up,
-# so each page of the query reads only the rows it returns.
-_PENDING = """
-    SELECT rc.page_key, c.id, c.source_url, c.target_url, c.expected_anchor, c.expected_rel,
-           c.match, c.tags, c.invalid_reason
-    FROM run_claims AS rc CROSS JOIN claims AS c
-    WHERE rc.run_id = ? AND (rc.page_key, rc.claim_id) > (?, ?) AND c.id = rc.claim_id
-      AND NOT EXISTS (SELECT 1 FROM results AS r WHERE r.run_id = rc.run_id AND r.claim_id = rc.claim_id)
-    ORDER BY rc.page_key, rc.claim_id
-    LIMIT ?
-"""
-# A whole batch is one statement over a JSON array: one transaction, and a single call into
-# the database thread, so a cancelled task cannot leave half a batch or an open transaction.
-_SAVE = """
-    INSERT OR IGNORE INTO results (run_id, claim_id, status, reason, flags, tags, http_status,
-                                   final_url, checked_at, data)
-    SELECT json_extract(value, '$.run_id'), json_extract(value, '$.claim_id'),
-           json_extract(value, '$.status'), json_extract(value, '$.reason'),
-           json_extract(value, '$.flags'), json_extract(value, '$.tags'),
-           json_extract(value, '$.http_status'), json_extract(value, '$.final_url'),
-           json_extract(value, '$.checked_at'), value
-    FROM json_each(?)
-"""
-_TAG_COUNTS = """
-    WITH counts AS (
-        SELECT t.key AS key, t.value AS value, r.status AS status, count(*) AS n
-        FROM results AS r, json_each(r.tags) AS t WHERE r.run_id = ? GROUP BY 1, 2, 3),
-    ranked AS (
-        SELECT key, value, row_number() OVER (PARTITION BY key ORDER BY sum(n) DESC, value) AS rank
-        FROM counts GROUP BY key, value)
-    SELECT c.key, CASE WHEN rk.rank <= ? THEN c.value END, c.status, sum(c.n)
-    FROM counts AS c JOIN ranked AS rk ON rk.key = c.key AND rk.value = c.value
-    GROUP BY 1, 2, 3 ORDER BY 1, min(rk.rank), 3
-"""
 
 
 class StoreError(Exception):
@@ -286,7 +180,7 @@ class Store:
         # isolation_level=None: no implicit transactions; each batch opens and ends its own.
         connection = await aiosqlite.connect(self.path, isolation_level=None, timeout=30.0)
         try:
-            for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON"):
+            for pragma in sql.PRAGMAS:
                 await connection.execute(f"PRAGMA {pragma}")
             await _migrate(connection, self.path)
         except sqlite3.DatabaseError as error:
@@ -304,21 +198,15 @@ class Store:
         `running` by a killed process is marked interrupted, and stays resumable by id only.
         """
         settings_json = json.dumps(dict(settings), default=str, ensure_ascii=False)
-        row = await self._one("SELECT id, started_at, status FROM runs ORDER BY rowid DESC LIMIT 1")
+        row = await self._one(sql.LATEST_RUN)
         if row is not None and row[2] != RunStatus.FINISHED:
             if not fresh:
-                await self._db.execute(
-                    "UPDATE runs SET status = 'running', finished_at = NULL, settings = ? WHERE id = ?",
-                    (settings_json, row[0]),
-                )
+                await self._db.execute(sql.RESUME_RUN, (settings_json, row[0]))
                 return Run(row[0], row[1], resumed=True)
-            await self._db.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", (row[0],))
+            await self._db.execute(sql.INTERRUPT_RUN, (row[0],))
         now = datetime.now(UTC)
         run = Run(f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", _iso(now), resumed=False)
-        await self._db.execute(
-            "INSERT INTO runs (id, started_at, status, settings) VALUES (?, ?, 'running', ?)",
-            (run.id, run.started_at, settings_json),
-        )
+        await self._db.execute(sql.BEGIN_RUN, (run.id, run.started_at, settings_json))
         return run
 
     async def add_claims(
@@ -340,7 +228,7 @@ class Store:
         await self._db.execute("BEGIN IMMEDIATE")
         try:
             added, updated = await self._upsert(rows)
-            await self._db.executemany(_ATTACH, rows)
+            await self._db.executemany(sql.ATTACH, rows)
         except BaseException:
             # Awaiting queues the rollback at once, so it runs even if this await is cancelled.
             await self._db.rollback()
@@ -356,22 +244,18 @@ class Store:
         the insert attempts; each pass costs about as much as the write itself.
         """
         ids = json.dumps([row["id"] for row in rows])
-        known = {row[0] for row in await self._db.execute_fetchall(_EXISTING, (ids,))}
+        known = {row[0] for row in await self._db.execute_fetchall(sql.EXISTING, (ids,))}
         new = [row for row in rows if row["id"] not in known]
         old = [row for row in rows if row["id"] in known]
-        return await self._many(_INSERT_CLAIM, new), await self._many(_UPDATE_CLAIM, old)
+        return await self._many(sql.INSERT_CLAIM, new), await self._many(sql.UPDATE_CLAIM, old)
 
-    async def _many(self, sql: str, rows: list[dict[str, object]]) -> int:
+    async def _many(self, statement: str, rows: list[dict[str, object]]) -> int:
         """Rows changed by `sql` run once per row."""
-        return (await self._db.executemany(sql, rows)).rowcount if rows else 0
+        return (await self._db.executemany(statement, rows)).rowcount if rows else 0
 
     async def add_all_claims(self, run: Run) -> int:
         """Attach every claim in the database to `run` (a re-check); returns how many were new to it."""
-        cursor = await self._db.execute(
-            "INSERT OR IGNORE INTO run_claims (run_id, claim_id, page_key)"
-            " SELECT ?, id, page_key FROM claims",
-            (run.id,),
-        )
+        cursor = await self._db.execute(sql.ATTACH_ALL, (run.id,))
         return cursor.rowcount
 
     async def pending(self, run: Run) -> AsyncIterator[Claim | InvalidClaim]:
@@ -382,7 +266,7 @@ class Store:
         """
         after = ("", "")
         while True:
-            rows = list(await self._db.execute_fetchall(_PENDING, (run.id, *after, BATCH)))
+            rows = list(await self._db.execute_fetchall(sql.PENDING, (run.id, *after, BATCH)))
             for row in rows:
                 yield _claim_of(row)
             if len(rows) < BATCH:
@@ -394,7 +278,7 @@ class Store:
         its first result. Each result must be for a claim of its run (a foreign key says so)."""
         if results:
             payload = json.dumps([result.to_dict() for result in results], ensure_ascii=False)
-            await self._db.execute(_SAVE, (_utf8(payload),))
+            await self._db.execute(sql.SAVE, (_utf8(payload),))
 
     def writer(self, *, batch_size: int = 500, max_delay: float = 1.0) -> ResultWriter:
         """A buffer for results saved in batches: when full, every `max_delay` seconds, and on exit."""
@@ -405,23 +289,17 @@ class Store:
         info = await self.run_info(run.id)
         counts = json.dumps({status.value: n for status, n in info.by_status.items()})
         status = RunStatus.INTERRUPTED if interrupted else RunStatus.FINISHED
-        await self._db.execute(
-            "UPDATE runs SET status = ?, finished_at = ?, claims = ?, decided = ?, counts = ? WHERE id = ?",
-            (status.value, _iso(datetime.now(UTC)), info.claims, info.decided, counts, run.id),
-        )
+        finished = (status.value, _iso(datetime.now(UTC)), info.claims, info.decided, counts, run.id)
+        await self._db.execute(sql.FINISH_RUN, finished)
         return await self.run_info(run.id)
 
     async def run_info(self, run_id: str | None = None) -> RunInfo:
         """The run `run_id` (None or "latest": the latest run) as it stands now."""
         run_id = await self._run_id(run_id)
-        row = await self._one(
-            "SELECT id, started_at, finished_at, status, settings FROM runs WHERE id = ?", (run_id,)
-        )
+        row = await self._one(sql.RUN, (run_id,))
         assert row is not None  # _run_id checked it exists
-        claims = await self._one("SELECT count(*) FROM run_claims WHERE run_id = ?", (run_id,))
-        by_status = await self._db.execute_fetchall(
-            "SELECT status, count(*) FROM results WHERE run_id = ? GROUP BY status", (run_id,)
-        )
+        claims = await self._one(sql.RUN_CLAIMS, (run_id,))
+        by_status = await self._db.execute_fetchall(sql.RUN_STATUSES, (run_id,))
         counts = {Status(status): n for status, n in by_status}
         ordered = {status: counts[status] for status in Status if status in counts}
         claimed = claims[0] if claims else 0
@@ -438,7 +316,7 @@ class Store:
 
     async def runs(self) -> list[RunInfo]:
         """Every run, oldest first."""
-        ids = await self._db.execute_fetchall("SELECT id FROM runs ORDER BY rowid")
+        ids = await self._db.execute_fetchall(sql.RUN_IDS)
         return [await self.run_info(row[0]) for row in ids]
 
     async def results(
@@ -448,14 +326,11 @@ class Store:
 
         Nothing when the database has no run yet; StoreError for a run id that doesn't exist.
         """
-        if run_id in (None, "latest") and await self._one("SELECT 1 FROM runs LIMIT 1") is None:
+        if run_id in (None, "latest") and await self._one(sql.ANY_RUN) is None:
             return
         run = await self._run_id(run_id)
         wanted = [Status(status).value for status in statuses]
-        where = f"AND status IN ({', '.join('?' * len(wanted))})" if wanted else ""
-        query = (
-            f"SELECT rowid, data FROM results WHERE run_id = ? AND rowid > ? {where} ORDER BY rowid LIMIT ?"
-        )
+        query = sql.results_page(len(wanted))
         after = 0
         while True:
             rows = list(await self._db.execute_fetchall(query, (run, after, *wanted, BATCH)))
@@ -468,12 +343,8 @@ class Store:
     async def report(self, run_id: str | None = None, *, max_tag_values: int = 20) -> Report:
         """Counts of a run by status, by flag and by tag (the `max_tag_values` commonest values a key)."""
         info = await self.run_info(run_id)
-        flags = await self._db.execute_fetchall(
-            "SELECT f.value, count(*) FROM results AS r, json_each(r.flags) AS f"
-            " WHERE r.run_id = ? GROUP BY f.value ORDER BY 2 DESC, 1",
-            (info.id,),
-        )
-        rows = await self._db.execute_fetchall(_TAG_COUNTS, (info.id, max_tag_values))
+        flags = await self._db.execute_fetchall(sql.FLAG_COUNTS, (info.id,))
+        rows = await self._db.execute_fetchall(sql.TAG_COUNTS, (info.id, max_tag_values))
         by_tag: dict[tuple[str, str | None], dict[Status, int]] = {}
         for key, value, status, n in rows:
             by_tag.setdefault((key, value), {})[Status(status)] = n
@@ -482,16 +353,16 @@ class Store:
 
     async def _run_id(self, run_id: str | None) -> str:
         if run_id in (None, "latest"):
-            row = await self._one("SELECT id FROM runs ORDER BY rowid DESC LIMIT 1")
+            row = await self._one(sql.LATEST_RUN_ID)
         else:
-            row = await self._one("SELECT id FROM runs WHERE id = ?", (run_id,))
+            row = await self._one(sql.RUN_ID, (run_id,))
         if row is None:
             latest = run_id in (None, "latest")
             raise StoreError(f"no run yet in {self.path}" if latest else f"no run {run_id!r} in {self.path}")
         return str(row[0])
 
-    async def _one(self, sql: str, parameters: Sequence[object] = ()) -> sqlite3.Row | None:
-        async with self._db.execute(sql, parameters) as cursor:
+    async def _one(self, statement: str, parameters: Sequence[object] = ()) -> sqlite3.Row | None:
+        async with self._db.execute(statement, parameters) as cursor:
             return await cursor.fetchone()
 
 
@@ -543,18 +414,18 @@ class ResultWriter:
 
 async def _migrate(connection: aiosqlite.Connection, path: str) -> None:
     """Bring the schema to the latest version, each step in its own transaction."""
-    async with connection.execute("PRAGMA user_version") as cursor:
+    async with connection.execute(sql.USER_VERSION) as cursor:
         version = (await cursor.fetchone() or (0,))[0]
-    if version > len(MIGRATIONS):
+    if version > len(sql.MIGRATIONS):
         raise StoreError(f"{path}: schema version {version} is newer than this crawler knows")
     if version == 0:
-        async with connection.execute("SELECT count(*) FROM sqlite_master") as cursor:
+        async with connection.execute(sql.ANY_TABLE) as cursor:
             if (await cursor.fetchone() or (0,))[0]:
                 raise StoreError(f"{path}: a database of something else (tables but no crawler schema)")
-    for number in range(version, len(MIGRATIONS)):
+    for number in range(version, len(sql.MIGRATIONS)):
         try:
             await connection.executescript(
-                f"BEGIN IMMEDIATE; {MIGRATIONS[number]} PRAGMA user_version = {number + 1}; COMMIT;"
+                f"BEGIN IMMEDIATE; {sql.MIGRATIONS[number]} PRAGMA user_version = {number + 1}; COMMIT;"
             )
         except BaseException:
             await connection.rollback()

@@ -156,6 +156,17 @@ class TestPoliteness:
         assert min(gaps(site.log.starts())) >= 0.25 - GAP_TOLERANCE
         assert site.log.peak == 1
 
+    async def test_host_limits_span_ports(self, servers: Servers) -> None:
+        """The host is the hostname: two ports of one host share its delay, robots.txt included."""
+        one = await servers.app({"/a": respond(linked())}, host="127.0.0.2")
+        two = await servers.app({"/b": respond(linked())}, host="127.0.0.2")
+        await verify_all(
+            [crawler.Claim(one.url("/a"), TARGET), crawler.Claim(two.url("/b"), TARGET)], settings(delay=0.2)
+        )
+        starts = one.log.starts() + two.log.starts()
+        assert len(starts) == 4  # a robots.txt per origin, a page per origin
+        assert min(gaps(starts)) >= 0.2 - GAP_TOLERANCE
+
     async def test_per_host_in_flight(self, servers: Servers) -> None:
         """per_host bounds the requests in flight to one host; other hosts proceed in parallel."""
         routes = {f"/{n}": respond(linked(), delay=0.2) for n in range(4)}

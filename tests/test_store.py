@@ -23,7 +23,8 @@ from crawler.models import (
     Result,
     Status,
 )
-from crawler.store import BATCH, MIGRATIONS, ImportCounts, RunStatus, Store, StoreError, TagCount
+from crawler.store import BATCH, ImportCounts, RunStatus, Store, StoreError, TagCount
+from crawler.store_sql import MIGRATIONS
 
 SETTINGS = {"delay": 1.0, "user_agent": "backlink-crawler/test"}
 
