@@ -362,3 +362,17 @@ class TestInvalidIds:
             with crawler.read_claims(tmp_path / f"{name}.jsonl") as claims:
                 assert [claim.id for claim in claims] == ids[-1:]  # stable when read again
         assert len(set(ids)) == 2
+
+    def test_claims_are_streamed(self) -> None:
+        """A claims stream is read row by row: the first claim comes before the input ends."""
+        read_end, write_end = os.pipe()
+        with open(read_end, encoding="utf-8") as stream, open(write_end, "w", encoding="utf-8") as writer:
+            writer.write(f"source_url,target_url\nhttp://a.test/,{TARGET}\n")
+            writer.flush()
+            claims = crawler.read_claims(stream, format="csv")
+            first = next(claims)
+            assert isinstance(first, crawler.Claim)
+            assert first.source_url == "http://a.test/"
+            writer.write(f"http://b.test/,{TARGET}\n")
+            writer.close()
+            assert [claim.source_url for claim in claims] == ["http://b.test/"]

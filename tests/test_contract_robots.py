@@ -127,6 +127,14 @@ class TestRobotsTxt:
         assert results["/ok"].status is Status.VERIFIED
         assert site.log.count("/private") == 0
 
+    async def test_five_robots_redirects_followed(self, servers: Servers) -> None:
+        """Five robots.txt redirects in a row are followed and the file they reach applies."""
+        routes = {ROBOTS: redirect("/r1")} | {f"/r{n}": redirect(f"/r{n + 1}") for n in range(1, 5)}
+        routes |= {"/r5": respond("User-agent: *\nDisallow: /\n", content_type="text/plain")}
+        result, site = await judge(servers, routes | {"/": respond(linked())})
+        assert result.reason == "robots_disallowed"
+        assert site.log.count("/r5") == 1
+
     async def test_too_many_robots_redirects_allow(self, servers: Servers) -> None:
         """Past 5 robots.txt redirects the file is taken as unavailable (4xx): allow all."""
         routes = {ROBOTS: redirect("/r1")} | {f"/r{n}": redirect(f"/r{n + 1}") for n in range(1, 9)}

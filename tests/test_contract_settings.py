@@ -71,24 +71,40 @@ def statuses(done: Done) -> list[tuple[str, str | None]]:
 
 class TestThreeForms:
     async def test_every_setting_in_file_environment_and_flags(self, site: Server, tmp_path: Path) -> None:
-        """Each section 6 setting is accepted as a file key, a CRAWLER_ variable and a --flag."""
+        """Each section 6 setting, headers and resolve too, is accepted in a file, a variable and a flag."""
         assert set(VALUES) <= {f.name for f in dataclasses.fields(crawler.Settings)}
-        name = claims(tmp_path, site)
-        (tmp_path / "all.toml").write_text("".join(f"{key} = {toml_value(v)}\n" for key, v in VALUES.items()))
+        (tmp_path / "claims.csv").write_text(f"source_url,target_url\n{site.named('blog.test')},{TARGET}\n")
+        lines = [f"{key} = {toml_value(v)}\n" for key, v in VALUES.items()]
+        tables = '[headers]\nX-Form = "file"\n[resolve]\n"blog.test" = "127.0.0.2"\n'
+        (tmp_path / "all.toml").write_text("".join(lines) + tables)
         env = {f"CRAWLER_{key.upper()}": toml_value(v).strip('"') for key, v in VALUES.items()}
-        flags: list[str] = []
+        env |= {"CRAWLER_HEADERS": '{"X-Form": "env"}', "CRAWLER_RESOLVE": '{"blog.test": "127.0.0.2"}'}
+        flags = ["--header", "X-Form: flag", "--resolve", "blog.test=127.0.0.2"]
         for key, value in VALUES.items():
             flag = "--" + key.replace("_", "-")
             flags += (
-                [flag if value else "--no-" + flag[2:]] if isinstance(value, bool) else [flag, str(value)]
+                [flag if value else f"--no-{flag[2:]}"] if isinstance(value, bool) else [flag, str(value)]
             )
         runs = await asyncio.gather(
-            cli("verify", name, "--db", "f.sqlite", "--config", "all.toml", "--output", "-", cwd=tmp_path),
-            cli("verify", name, "--db", "e.sqlite", "--output", "-", cwd=tmp_path, env=env),
-            cli("verify", name, "--db", "a.sqlite", "--output", "-", *flags, cwd=tmp_path),
+            cli(
+                "verify",
+                "claims.csv",
+                "--db",
+                "f.sqlite",
+                "--config",
+                "all.toml",
+                "--output",
+                "-",
+                cwd=tmp_path,
+            ),
+            cli("verify", "claims.csv", "--db", "e.sqlite", "--output", "-", cwd=tmp_path, env=env),
+            cli("verify", "claims.csv", "--db", "a.sqlite", "--output", "-", *flags, cwd=tmp_path),
         )
         assert [statuses(done) for done in runs] == [[("verified", None)]] * 3
-        assert agents(site) == {VALUES["user_agent"]}
+        pages = [hit.headers for hit in site.log.hits if hit.path == "/" and hit.headers]
+        assert {headers["User-Agent"] for headers in pages} == {VALUES["user_agent"]}
+        assert sorted(headers["X-Form"] for headers in pages) == ["env", "file", "flag"]
+        assert {headers["Host"] for headers in pages} == {f"blog.test:{site.port}"}
 
     async def test_precedence(self, servers: Servers, tmp_path: Path) -> None:
         """defaults < config file < CRAWLER_ variables < flags, seen in the User-Agent the server got."""
