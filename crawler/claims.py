@@ -245,12 +245,19 @@ def _sniff(first: str | None, name: str) -> str:
 def _delimiter(first: str, preferred: str, name: str) -> str:
     """The delimiter that gives the header both URL columns, the preferred one first."""
     for delimiter in (preferred, *_FALLBACK_DELIMITERS):
-        names = {cell.strip().lower() for cell in next(csv.reader([first], delimiter=delimiter), [])}
+        names = {cell.strip().lower() for cell in _header_cells(first, delimiter)}
         if all(field in names for field in REQUIRED):
             return delimiter
-    cells = next(csv.reader([first], delimiter=preferred), [])
-    found = ", ".join(repr(_clean(cell).strip()) for cell in cells[:10])
+    found = ", ".join(repr(_clean(cell).strip()) for cell in _header_cells(first, preferred)[:10])
     raise InputError(f"{name}: the header has no source_url and target_url columns (found: {found})")
+
+
+def _header_cells(line: str, delimiter: str) -> list[str]:
+    """The cells of a header line; none when the csv module can't read it (a stray CR)."""
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        return []
 
 
 def _csv_rows(reader: Iterator[list[str]], header: list[str], row: int) -> Iterator[Claim | InvalidClaim]:
