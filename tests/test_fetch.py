@@ -79,7 +79,7 @@ def brotli_bomb() -> bytes:
     """BOMB_BYTES of zeros, brotli-compressed a MiB at a time."""
     packer = brotli.Compressor(quality=5)
     zeros = bytes(1 << 20)
-    return b"".join(packer.process(zeros) for _ in range(BOMB_BYTES >> 20)) + packer.finish()
+    return b"".join(packer.process(zeros) for _ in range(BOMB_BYTES >> 20)) + bytes(packer.finish())
 
 
 class TestAddressGuard:

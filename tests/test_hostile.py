@@ -473,7 +473,7 @@ class TestHeaders:
             hosts[name] = await servers.raw(page_only(answer(payload)), f"127.0.6.{n + 1}")
         crawl = await crawl_beside_normal(servers, [host.url("/") for host in hosts.values()], fast())
         outcomes = {name: outcome(crawl[host.url("/")]) for name, host in hosts.items()}
-        expected = dict.fromkeys(readable, (Status.VERIFIED, None))
+        expected: dict[str, tuple[Status, str | None]] = dict.fromkeys(readable, (Status.VERIFIED, None))
         expected |= dict.fromkeys(refused, (Status.UNREACHABLE, "connection_error"))
         assert outcomes == expected
 
