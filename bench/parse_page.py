@@ -1,86 +1,169 @@
-"""Milliseconds per page of `crawler.extract.parse_page` on the real pages of ../shared/corpus/pages.
+"""CPU milliseconds per real page from body bytes to verdicts, beside the least any verifier does.
 
-Beside it, the least any extractor does with the same libraries (the `limit` row of the shared
-benchmark): one Lexbor parse, `a[href]`, WHATWG resolution of each href. Each page is timed
-`--rounds` times (the two alternating) and its fastest round kept (the machine is shared: the
+For every page of ../shared/corpus/pages, the work the crawler does once a body has arrived:
+
+- decode: `decode.decode_html`, with the `Content-Type` a server sends (`--no-charset`: none, so
+  the prescan and detection decide);
+- parse: `extract.parse_page` (links, robots metas, canonical, refresh, regions...);
+- verdict: `verdict.decide` for two claims, as on the shared benchmark's site: one whose link was
+  injected into the content (verified), one whose link is absent (missing: the costlier path,
+  with the same-site scan and the unlinked-mention search).
+
+Beside it the `limit` row of the shared benchmark: one Lexbor parse of the bytes, `a[href]`, the
+WHATWG resolution of each href compared with the claimed targets. Each page is timed `--rounds`
+times (ours and the limit alternating) and its fastest round kept (the machine is shared: the
 minimum is the least noisy), then the median is taken over the pages of each size band.
 
     .venv/bin/python bench/parse_page.py
-    .venv/bin/python bench/parse_page.py --rounds 9 --stages     # also time each stage
+    .venv/bin/python bench/parse_page.py --rounds 9 --stages     # also time each stage of parse_page
+    .venv/bin/python bench/parse_page.py --profile 30            # cProfile: the 30 costliest functions
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import statistics
 import time
-from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ada_url import join_url
 from selectolax.lexbor import LexborHTMLParser
 
-from crawler import extract
+from crawler import decode, extract, verdict
+from crawler.models import Claim, Fetched, Status
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "pages"
-PAGE_URL = "http://fakehost/test/page.html"
+PAGE_URL = "http://127.0.1.1:18080/p1.html"
+FOUND = "https://money1.example/offer/1"
+ABSENT = "https://money2.example/offer/2"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 BANDS = (
     ("all pages", 0, 1 << 40),
     ("~100 KB (75-135 KB)", 75_000, 135_000),
     ("under 10 KB", 0, 10_000),
     ("over 500 KB", 500_000, 1 << 40),
 )
+STAGES = ("decode", "parse", "verdict")
 
 
-def limit(text: str, url: str) -> int:
-    """The floor: parse, select anchors, resolve each href (what the shared benchmark's limit does)."""
+def with_claimed_link(html: str) -> bytes:
+    """The page with a link to `FOUND` after a `</p>` two thirds down (else at the end), as UTF-8."""
+    lowered = html.lower()
+    ends = []
+    at = lowered.find("</p>")
+    while at >= 0:
+        ends.append(at + 4)
+        at = lowered.find("</p>", at + 4)
+    cut = ends[(2 * len(ends)) // 3] if ends else len(html)
+    return (html[:cut] + f' <a href="{FOUND}">our offer</a> ' + html[cut:]).encode("utf-8", "replace")
+
+
+CLAIMS = (Claim(PAGE_URL, FOUND), Claim(PAGE_URL, ABSENT))
+
+
+def ours(body: bytes, content_type: str) -> tuple[float, float, float]:
+    """Seconds spent decoding, parsing and judging both claims of one page."""
+    start = time.thread_time()
+    decoded = decode.decode_html(body, content_type)
+    decoded_at = time.thread_time()
+    page = extract.parse_page(decoded.text, PAGE_URL)
+    parsed_at = time.thread_time()
+    fetched = Fetched(
+        url=PAGE_URL,
+        status=200,
+        final_url=PAGE_URL,
+        headers=(("content-type", content_type),),
+        content_type=content_type,
+        encoding=decoded.encoding,
+        bytes=len(body),
+        robots_crawler_allowed=True,
+        robots_index_allowed=True,
+        page=page,
+    )
+    results = [verdict.decide(claim, fetched, run_id="bench", now=NOW) for claim in CLAIMS]
+    done = time.thread_time()
+    assert results[1].status is Status.MISSING
+    return decoded_at - start, parsed_at - decoded_at, done - parsed_at
+
+
+def limit(body: bytes) -> float:
+    """Seconds of the floor: parse, select anchors, resolve each href, compare with the targets."""
+    start = time.thread_time()
+    targets = {FOUND, ABSENT}
     found = 0
-    for anchor in LexborHTMLParser(text).css("a[href]"):
-        try:
-            join_url(url, anchor.attributes.get("href") or "")
-            found += 1
+    for anchor in LexborHTMLParser(body).css("a[href]"):
+        try:  # noqa: SIM105 (a context manager per link would slow the floor measured here)
+            found += join_url(PAGE_URL, anchor.attributes.get("href") or "") in targets
         except ValueError:
             pass
-    return found
+    return time.thread_time() - start
 
 
-def fastest(works: tuple[Callable[[], object], ...], rounds: int) -> list[float]:
-    """The fastest of `rounds` runs of each of `works`, in milliseconds; runs interleaved, so that
-    a busy moment of the machine slows all of them alike."""
-    best = [float("inf")] * len(works)
+def fastest(body: bytes, content_type: str, rounds: int) -> tuple[tuple[float, ...], float]:
+    """The fastest of `rounds` runs of each stage and of the limit, in milliseconds, interleaved
+    so that a busy moment of the machine slows both alike."""
+    best = [float("inf")] * len(STAGES)
+    floor = float("inf")
     for _ in range(rounds):
-        for i, work in enumerate(works):
-            start = time.perf_counter()
-            work()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return [seconds * 1000 for seconds in best]
+        best = [min(old, new) for old, new in zip(best, ours(body, content_type), strict=True)]
+        floor = min(floor, limit(body))
+    return tuple(seconds * 1000 for seconds in best), floor * 1000
 
 
 def stages(text: str) -> dict[str, float]:
     """Milliseconds of each step of `parse_page` on one page (one run; for finding hot spots)."""
     marks = {}
-    start = time.perf_counter()
+    start = time.thread_time()
     data = text.encode("utf-8", "surrogatepass")
     tree = LexborHTMLParser(data, scripting=True)
-    marks["parse"] = time.perf_counter()
+    marks["lexbor parse"] = time.thread_time()
     scan = extract._scan(tree)
-    marks["scan"] = time.perf_counter()
+    marks["scan"] = time.thread_time()
     links = extract._links(scan, PAGE_URL, len(scan.links))
-    marks["links"] = time.perf_counter()
+    marks["links"] = time.thread_time()
     extract._meta_robots(scan.metas, "Googlebot")
     extract._canonical(tree.head, PAGE_URL)
     extract._refresh_url(scan.metas, PAGE_URL)
     extract._title(tree)
-    marks["metas"] = time.perf_counter()
+    marks["metas"] = time.thread_time()
     extract._visible_text(tree, scan.invisible)
-    marks["visible text"] = time.perf_counter()
-    sum(1 for link in links if extract._host(link.url) != "fakehost")
-    marks["outbound"] = time.perf_counter()
+    marks["visible text"] = time.thread_time()
+    sum(1 for link in links if extract._host(link.url) != "127.0.1.1:18080")
+    marks["outbound"] = time.thread_time()
     spent = {}
     for name, mark in marks.items():
         spent[name] = (mark - start) * 1000
         start = mark
     return spent
+
+
+def report(sizes: list[int], timings: list[tuple[tuple[float, ...], float]]) -> None:
+    print(f"{'pages':<22}{'n':>4}{'med KB':>7}", *(f"{name:>8}" for name in STAGES), sep="", end="")
+    print(f"{'total':>8}{'limit':>8}{'ratio':>7}   (ms per page, medians)")
+    for name, low, high in BANDS:
+        chosen = [i for i, size in enumerate(sizes) if low <= size < high]
+        if not chosen:
+            continue
+        kb = statistics.median(sizes[i] for i in chosen) / 1000
+        parts = [statistics.median(timings[i][0][s] for i in chosen) for s in range(len(STAGES))]
+        total = statistics.median(sum(timings[i][0]) for i in chosen)
+        floor = statistics.median(timings[i][1] for i in chosen)
+        print(f"{name:<22}{len(chosen):>4}{kb:>7.0f}", *(f"{ms:>8.2f}" for ms in parts), sep="", end="")
+        print(f"{total:>8.2f}{floor:>8.2f}{total / floor:>7.2f}")
+    spent = [sum(sum(ms) for ms, _ in timings), sum(floor for _, floor in timings)]
+    by_stage = ", ".join(f"{n} {sum(t[0][s] for t in timings):.0f}" for s, n in enumerate(STAGES))
+    print(f"\nsum over all pages: ours {spent[0]:.0f} ms ({by_stage}), limit {spent[1]:.0f} ms, ", end="")
+    print(f"ratio {spent[0] / spent[1]:.2f}")
+
+
+def profile(bodies: list[bytes], content_type: str, top: int) -> None:
+    """cProfile of the whole work over every page, the `top` functions by own time."""
+    profiler = cProfile.Profile()
+    profiler.runcall(lambda: [ours(body, content_type) for body in bodies])
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
 
 
 def main() -> None:
@@ -89,38 +172,28 @@ def main() -> None:
     )
     parser.add_argument("--pages", type=Path, default=CORPUS, help="directory of .html pages")
     parser.add_argument("--rounds", type=int, default=5, help="timed runs per page (fastest kept)")
+    parser.add_argument("--no-charset", action="store_true", help="no charset in the Content-Type")
     parser.add_argument("--stages", action="store_true", help="also show where parse_page spends its time")
+    parser.add_argument("--profile", type=int, metavar="N", help="print a cProfile top N instead")
     args = parser.parse_args()
-    pages = [
+    content_type = "text/html" if args.no_charset else "text/html; charset=utf-8"
+    texts = [
         path.read_text(encoding="utf-8-sig", errors="replace") for path in sorted(args.pages.glob("*.html"))
     ]
-    timings = [
-        fastest(
-            (lambda text=text: extract.parse_page(text, PAGE_URL), lambda text=text: limit(text, PAGE_URL)),
-            args.rounds,
-        )
-        for text in pages
-    ]
-    ours = [mine for mine, _ in timings]
-    floor = [least for _, least in timings]
-    sizes = [len(text.encode("utf-8", "surrogatepass")) for text in pages]
-    print(f"{len(pages)} pages from {args.pages}, fastest of {args.rounds} rounds per page\n")
-    print(f"{'pages':<22}{'n':>4}{'median KB':>11}{'parse_page ms':>15}{'limit ms':>10}{'ratio':>7}")
-    for name, low, high in BANDS:
-        chosen = [i for i, size in enumerate(sizes) if low <= size < high]
-        if not chosen:
-            continue
-        ms = statistics.median(ours[i] for i in chosen)
-        floor_ms = statistics.median(floor[i] for i in chosen)
-        kb = statistics.median(sizes[i] for i in chosen) / 1000
-        print(f"{name:<22}{len(chosen):>4}{kb:>11.0f}{ms:>15.2f}{floor_ms:>10.2f}{ms / floor_ms:>7.2f}")
-    print(f"\ntotal over all pages: parse_page {sum(ours):.0f} ms, limit {sum(floor):.0f} ms")
+    bodies = [with_claimed_link(text) for text in texts]
+    if args.profile:
+        profile(bodies, content_type, args.profile)
+        return
+    timings = [fastest(body, content_type, args.rounds) for body in bodies]
+    print(f"{len(bodies)} pages from {args.pages}, fastest of {args.rounds} rounds per page")
+    print(f"Content-Type: {content_type}\n")
+    report([len(body) for body in bodies], timings)
     if args.stages:
         totals: dict[str, float] = {}
-        for text in pages:
+        for text in texts:
             for name, spent in stages(text).items():
                 totals[name] = totals.get(name, 0.0) + spent
-        print("\nstage totals over all pages (one run each):")
+        print("\nparse_page stage totals over all pages (one run each):")
         for name, spent in totals.items():
             print(f"  {name:<14}{spent:>8.1f} ms")
 

@@ -8,8 +8,12 @@ way a browser resolves them: tabs and newlines removed, backslashes as slashes, 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate, repeat
+from operator import add
 
 from ada_url import URL, join_url
 from publicsuffixlist import PublicSuffixList
@@ -20,6 +24,21 @@ HTTP_SCHEMES = frozenset({"http:", "https:"})
 _ESCAPABLE = re.compile(r"%([0-9A-Fa-f]{2})|%|[\x00-\x20\"<>\\^`{|}\x7f\[\]]")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PSL = PublicSuffixList()
+# The authority of an http(s) URL as the WHATWG parser writes a plain host: userinfo (anything but
+# the characters that end it), a lower-case DNS name whose last label is no number (the parser would
+# read it as IPv4) with one trailing dot at most, or a dotted quad; a port without leading zero.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_WRITTEN_AUTHORITY = re.compile(
+    r"(https?)://(?:[^/?#\\@]*@)?"
+    rf"((?:[a-z0-9-]+\.)*[a-z-][a-z0-9-]*\.?|(?:{_OCTET}\.){{3}}{_OCTET})"
+    r"(?::([1-9][0-9]{0,4}))?(?=[/?#\\]|$)"
+)
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+_DNS_NAME = re.compile(r"(?:[a-z0-9-]+\.)*[a-z-][a-z0-9-]*")
+# What may make the parser spell a host otherwise than as written, ASCII case aside: a tab or
+# newline anywhere (they are removed), an escape in the authority (up to the first `/`, `?`, `#` or
+# `\` after `scheme://`; anywhere in a URL not written so, e.g. `https:host` or ` https://host`).
+_ESCAPED_AUTHORITY = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://[^/?#\\]*%|(?![a-zA-Z][a-zA-Z0-9+.\-]*://).*%")
 
 
 def parse(url: str, base: str | None = None) -> URL | None:
@@ -62,9 +81,31 @@ def without_fragment(url: str) -> str:
     return url.split("#", 1)[0]
 
 
+def written_host(url: str) -> tuple[str, str] | None:
+    """(host, port) of an http(s) URL read off the string, when the string already spells them
+    as the WHATWG parser serialises them; None when only a parse can tell.
+
+    The cheap path for URLs the parser wrote (every link of a parsed page): a lower-case DNS name
+    without IDNA labels, or a dotted-quad IPv4 address, and a port only when it is no default one
+    ("" when none). Anything unusual (an escape, upper case, `xn--`, an empty label, a host ending
+    in a number that is not a dotted quad, a default, zero or zero-padded port, a tab) gives None,
+    never a wrong host.
+    """
+    found = _WRITTEN_AUTHORITY.match(url)
+    if found is None:
+        return None
+    scheme, host, port = found.groups()
+    if "xn--" in host or (port is not None and (int(port) > 65535 or port == _DEFAULT_PORTS[scheme])):
+        return None
+    return host, port or ""
+
+
 @lru_cache(maxsize=65536)
 def host_key(url: str) -> str:
     """The lower-cased host name of `url`: the unit of politeness ("" when there is none)."""
+    written = written_host(url)
+    if written is not None:
+        return written[0]
     parsed = parse(url)
     return parsed.hostname.lower() if parsed is not None else ""
 
@@ -113,7 +154,8 @@ def normalize_page(url: str) -> str | None:
     parsed = parse(url)
     if parsed is None:
         return None
-    host = parsed.hostname.lower().rstrip(".")
+    host = parsed.hostname.lower()
+    host = host.rstrip(".") or host  # a host of dots only stays itself: "//" would name no host
     if host.startswith("www."):
         host = host[4:]
     if parsed.port:
@@ -136,17 +178,21 @@ class Target:
     exact: str
     page: str
     domain: str
+    page_name: str = ""
+    """The host name of `page` when a DNS name ("" else): a link whose URL lacks it can't match."""
 
     @classmethod
     def of(cls, url: str, mode: str) -> Target:
         parsed = parse(url)
         exact = without_fragment(parsed.href) if parsed is not None else without_fragment(url)
+        page = normalize_page(url)
         return cls(
             url=url,
             mode=mode,
             exact=exact,
-            page=normalize_page(url) or exact,
+            page=page or exact,
             domain=registrable_domain(parsed.hostname) if parsed is not None else "",
+            page_name=_dns_name(_page_host(page).rpartition(":")[0] or _page_host(page)) if page else "",
         )
 
     def matches(self, link_url: str) -> bool:
@@ -164,5 +210,89 @@ class Target:
 
     def same_site(self, link_url: str) -> bool:
         """True when `link_url`'s host is the target's registrable domain or under it."""
-        host = host_key(link_url)
-        return bool(self.domain) and (host == self.domain or host.endswith("." + self.domain))
+        if not self.domain:
+            return False
+        written = written_host(link_url)
+        host = written[0] if written is not None else host_key(link_url)
+        return host == self.domain or host.endswith("." + self.domain)
+
+    def matching(self, link_urls: Sequence[str]) -> list[int]:
+        """Indices of the URLs of `link_urls` that `matches`, in order.
+
+        Links to other hosts, most links of a page, are ruled out together without parsing them.
+        """
+        name = (
+            ""
+            if self.mode == "exact"
+            else _dns_name(self.domain)
+            if self.mode == "domain"
+            else self.page_name
+        )
+        return [i for i in _may_contain(link_urls, name) if self.matches(link_urls[i])]
+
+    def same_site_among(self, link_urls: Sequence[str]) -> list[int]:
+        """Indices of the URLs of `link_urls` that are `same_site`, in order."""
+        candidates = _may_contain(link_urls, _dns_name(self.domain))
+        return [i for i in candidates if self.same_site(link_urls[i])]
+
+
+def _may_contain(link_urls: Sequence[str], name: str) -> Sequence[int]:
+    """Indices of the URLs of `link_urls` whose host may contain `name`, as `may_contain_name` says.
+
+    Tested on all the URLs at once first, joined by a space (which no URL the parser writes holds):
+    on most pages, for most targets, no URL holds the name and none may hide it.
+    """
+    if not name:
+        return range(len(link_urls))
+    joined = " ".join(link_urls)
+    if not joined.isascii() or _has_control(joined):  # never so for URLs the parser wrote
+        return [i for i, url in enumerate(link_urls) if may_contain_name(url, name)]
+    lowered = joined.lower()  # ASCII: the offsets stay
+    if name not in lowered and "%" not in joined:
+        return ()
+    ends = list(accumulate(map(add, map(len, link_urls), repeat(1))))  # each URL and its space
+    named = _holding(lowered, name, ends)
+    escaped = [i for i in _holding(joined, "%", ends) if _ESCAPED_AUTHORITY.match(link_urls[i])]
+    return sorted({*named, *escaped})
+
+
+def _holding(joined: str, needle: str, ends: list[int]) -> list[int]:
+    """Indices of the URLs holding `needle`, given the URLs joined and where each one ends."""
+    found = []
+    at = joined.find(needle)
+    while at >= 0:
+        index = bisect_right(ends, at)
+        found.append(index)
+        at = joined.find(needle, ends[index])  # on from the next URL
+    return found
+
+
+def may_contain_name(url: str, name: str) -> bool:
+    """False when the host of `url` surely does not contain `name`, a lower-case DNS name ("": True).
+
+    A substring test, sound however the URL is spelled: a host is lower-cased, and changed in no
+    other way, by the WHATWG parser unless the URL holds a non-ASCII character, a tab or newline,
+    or an escape in its authority; such URLs are given the benefit of the doubt.
+    """
+    if not name or name in url or not url.isascii():
+        return True
+    return _has_control(url) or bool(_ESCAPED_AUTHORITY.match(url)) or name in url.lower()
+
+
+def _has_control(text: str) -> bool:
+    return "\t" in text or "\n" in text or "\r" in text
+
+
+def _dns_name(host: str) -> str:
+    """`host` when it is a lower-case DNS name the parser leaves as it is (no IP address), else ""."""
+    return host if _DNS_NAME.fullmatch(host) else ""
+
+
+def _page_host(page: str) -> str:
+    """The host part of a `normalize_page` form `//host[:port]/path?query`."""
+    end = len(page)
+    for stop in "/?":
+        found = page.find(stop, 2)
+        if found >= 0:
+            end = min(end, found)
+    return page[2:end]

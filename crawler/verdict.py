@@ -113,9 +113,11 @@ def _judge(claim: Claim, fetched: Fetched, signals: Indexing) -> _Verdict:
 def _read(claim: Claim, page: Page, signals: Indexing, *, indexable: bool) -> _Verdict:
     """Statuses 5 to 8, from the links of a parsed 2xx page."""
     target = urls.Target.of(claim.target_url, claim.match)
-    matches = [link for link in page.links if urls.is_http(link.url) and target.matches(link.url)]
+    links = page.links
+    link_urls = [link.url for link in links]
+    matches = [links[i] for i in target.matching(link_urls) if urls.is_http(link_urls[i])]
     if not matches:
-        same_site = [link for link in page.links if _same_site(target, link)]
+        same_site = [links[i] for i in target.same_site_among(link_urls) if urls.is_http(link_urls[i])]
         return _Verdict(Status.MISSING, link=best(same_site) if same_site else None)
     link = best(matches)
     if not indexable:
@@ -125,11 +127,6 @@ def _read(claim: Claim, page: Page, signals: Indexing, *, indexable: bool) -> _V
     else:
         status = Status.VERIFIED
     return _Verdict(status, link=link, links_matched=len(matches))
-
-
-def _same_site(target: urls.Target, link: Link) -> bool:
-    # The substring test is a cheap necessary condition that spares parsing most links' hosts.
-    return target.domain in link.url.lower() and urls.is_http(link.url) and target.same_site(link.url)
 
 
 def followed(link: Link) -> bool:
@@ -225,9 +222,13 @@ def mentions_host(text: str, host: str) -> bool:
     if not bare:
         return False
     spellings = {bare, idna_to_unicode(bare) or bare}
-    names = spellings | {f"www.{name}" for name in spellings}
-    # Not part of a longer name: no name character before, none (nor a dot and more) after.
-    return any(re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-]|\.[\w-])", text.lower()) for name in names)
+    text = text.lower()
+    # The substring test (a `www.` spelling contains the bare one) rules out most pages at C speed.
+    # Then: not part of a longer name, no name character before, none (nor a dot and more) after.
+    return any(
+        name in text and re.search(rf"(?<![\w.-])(?:www\.)?{re.escape(name)}(?![\w-]|\.[\w-])", text)
+        for name in spellings
+    )
 
 
 def _link_flags(claim: Claim, link: Link, links_matched: int) -> set[Flag]:

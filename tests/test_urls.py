@@ -180,3 +180,124 @@ class TestHosts:
     def test_claim_url_problems(self, url: str, problem: str | None) -> None:
         """Claim URLs must be absolute http(s) URLs; the problem is named."""
         assert urls.problem_with_absolute_http_url(url) == problem
+
+
+# Spellings of one host that the parser reads alike, and other hosts, to try the cheap paths on.
+SPELLINGS = [
+    "https://target.com/p",
+    "https://TARGET.com/p",
+    "HTTPS://www.Target.COM:443/p",
+    "https://t%61rget.com/p",
+    "https://target.com./p",
+    "  https://target.com/p",
+    "\x01https://target.com/p ",
+    "https:target.com/p",
+    "https:\\\\target.com\\p",
+    "https:/\\t%61rget.com/p",
+    "https://tar\tget.com/p",
+    "https://t\uff41rget.com/p",
+    "https://user:p%40ss@target.com/p",
+    "https://a@b@target.com/p",
+    "https://target.com/p%20q",
+    "https://target.com:8080/p",
+    "http://blog.target.com/",
+    "https://target.com.evil.example/p",
+    "https://other.example/target.com",
+    "https://other.example/%74arget",
+    "https://127.0.0.1/p",
+    "http://0x7f.1/p",
+    "http://127.1:80/p",
+    "http://[::1]/p",
+    "https://xn--bcher-kva.example/",
+    "https://bücher.example/",
+    "mailto:a@target.com",
+    "",
+]
+TARGETS = [
+    "https://target.com/p",
+    "https://www.target.com/",
+    "https://target.com:8080/p",
+    "http://127.0.0.1/p",
+    "https://xn--bcher-kva.example/",
+]
+
+
+class TestCheapPaths:
+    @pytest.mark.parametrize(
+        ("url", "written"),
+        [
+            ("http://a.com/", ("a.com", "")),
+            ("https://u:p@www.a.com:8443/x?y#z", ("www.a.com", "8443")),
+            ("http://a.com.", ("a.com.", "")),
+            ("http://127.0.0.1:18080/p", ("127.0.0.1", "18080")),
+            ("http://A.com/", None),
+            ("http://a.com:80/", None),
+            ("http://a.com:080/", None),
+            ("http://xn--bcher-kva.de/", None),
+            ("http://0x7f.1/", None),
+            ("http://1.2.3/", None),
+            ("http://a..com/", None),
+            ("http://a.com\t/", None),
+            ("ftp://a.com/", None),
+            ("http://[::1]/", None),
+        ],
+    )
+    def test_written_host(self, url: str, written: tuple[str, str] | None) -> None:
+        """Host and port are read off a URL only when it spells them as the parser writes them."""
+        assert urls.written_host(url) == written
+
+    @given(
+        st.from_regex(
+            r"(https?|HTTP|ftp)://([a-zA-Z0-9_%@:.\-\[\]\t]|xn--|0x|www\.){0,12}([/?#\\ \t].{0,6})?",
+            fullmatch=True,
+        )
+    )
+    def test_written_host_agrees_with_the_parser(self, url: str) -> None:
+        """Whenever the cheap reading answers, the WHATWG parser gives the same host and port."""
+        written = urls.written_host(url)
+        if written is not None:
+            parsed = urls.parse(url)
+            assert parsed is not None
+            assert (parsed.hostname, parsed.port) == written
+
+    @given(st.sampled_from(SPELLINGS), st.sampled_from(["target.com", "bücher.example", ""]))
+    def test_may_contain_name_is_sound(self, url: str, name: str) -> None:
+        """A URL whose parsed host holds the name is never ruled out by the substring test."""
+        parsed = urls.parse(url)
+        name = name.encode("idna").decode() if name else ""
+        if parsed is not None and name in parsed.hostname:
+            assert urls.may_contain_name(url, name)
+
+    @given(
+        st.sampled_from(TARGETS),
+        st.sampled_from(["exact", "page", "prefix", "domain"]),
+        st.lists(st.sampled_from(SPELLINGS), max_size=12),
+    )
+    def test_matching_is_matches_on_each(self, target: str, mode: str, links: list[str]) -> None:
+        """Matching all of a page's links at once picks exactly the links `matches` accepts one by one."""
+        prepared = Target.of(target, mode)
+        assert prepared.matching(links) == [i for i, url in enumerate(links) if prepared.matches(url)]
+        assert prepared.same_site_among(links) == [
+            i for i, url in enumerate(links) if prepared.same_site(url)
+        ]
+
+    def test_matching_sees_through_spellings(self) -> None:
+        """Upper case, escapes, a default port, a trailing dot or no slashes still match the page."""
+        prepared = Target.of("https://target.com/p", "page")
+        hits = prepared.matching(SPELLINGS)
+        assert [SPELLINGS[i] for i in hits] == [
+            "https://target.com/p",
+            "https://TARGET.com/p",
+            "HTTPS://www.Target.COM:443/p",
+            "https://t%61rget.com/p",
+            "https://target.com./p",
+            "  https://target.com/p",
+            "\x01https://target.com/p ",
+            "https:target.com/p",
+            "https:\\\\target.com\\p",
+            "https:/\\t%61rget.com/p",
+            "https://tar\tget.com/p",
+            "https://t\uff41rget.com/p",
+            "https://user:p%40ss@target.com/p",
+            "https://a@b@target.com/p",
+        ]
