@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 BENCH_SCRIPTS := $(wildcard bench/parse_page.py bench/engine.py)
 
-.PHONY: demo test lint bench clean distclean
+.PHONY: demo test lint bench soak clean distclean
 
 demo: $(INSTALLED)
 	$(BIN)/crawler demo
@@ -27,6 +27,10 @@ lint: $(TEST_INSTALLED)
 # Quick benchmarks; bench/memory.py (1,000,000 claims, needs nginx) is run by hand, see its docstring.
 bench: $(TEST_INSTALLED)
 	@for script in $(BENCH_SCRIPTS); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# Soak: 100,000 claims over 1,000 loopback hosts (nginx, installed with apt when missing); prints descriptors and memory.
+soak: $(TEST_INSTALLED)
+	$(BIN)/python bench/soak.py
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \

@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -50,6 +51,8 @@ class UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    # Until a run installs its own handlers, SIGTERM stops the command like Ctrl-C: exit 130.
+    signal.signal(signal.SIGTERM, _interrupt)
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
@@ -65,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:
         traceback.print_exc()
         return EXIT_BUG
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 # Parser --------------------------------------------------------------------------------
