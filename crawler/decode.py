@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from charset_normalizer import from_bytes
 
@@ -117,6 +117,10 @@ class Decoded:
 
     text: str
     encoding: str
+    utf8: bytes | None = field(default=None, compare=False, repr=False)
+    """`text` encoded as UTF-8 when the body already was exactly that (most pages): the HTML
+    parser reads bytes, and this spares encoding the text again. None otherwise. Derived from
+    `text`, so left out of comparisons."""
 
 
 def decode_html(body: bytes, content_type: str | None) -> Decoded:
@@ -124,7 +128,13 @@ def decode_html(body: bytes, content_type: str | None) -> Decoded:
     encoding, bom = _bom_sniff(body)
     if encoding is None:
         encoding = header_charset(content_type) or _in_document(body, _essence(content_type))
-    return Decoded(_decode(body[bom:], encoding), encoding)
+    data = body[bom:] if bom else body
+    if encoding == "utf-8":
+        try:
+            return Decoded(data.decode("utf-8"), encoding, data)  # valid: the bytes are the text's own
+        except UnicodeDecodeError:
+            pass  # decoded again below, replacing what is wrong: the bytes are not the text's
+    return Decoded(_decode(data, encoding), encoding)
 
 
 def encoding_for_label(label: str) -> str | None:

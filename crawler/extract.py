@@ -63,6 +63,7 @@ _SIGNIFICANT = (
 )
 _INVISIBLE = "script, style, noscript, template, iframe, noembed, noframes"
 _ASCII_WHITESPACE = " \t\n\f\r"
+_UTF8_BOM = b"\xef\xbb\xbf"
 _REL_SEPARATORS = str.maketrans("\t\n\f\r,", "     ")
 _CANONICAL_EXCLUDED = ("hreflang", "lang", "media", "type")
 _TAG_LANDMARKS = {
@@ -115,19 +116,22 @@ _CHALLENGE_MARKERS = (
 )
 
 
-def parse_page(text: str, url: str, *, index_agent: str = "Googlebot") -> Page:
-    """What the HTML `text` of the page at final URL `url` says; see the module docstring for the rules."""
+def parse_page(text: str, url: str, *, index_agent: str = "Googlebot", utf8: bytes | None = None) -> Page:
+    """What the HTML `text` of the page at final URL `url` says; see the module docstring for the rules.
+
+    `utf8`, when the caller has it (`decode.Decoded.utf8`), is `text` encoded as UTF-8: the
+    parser reads bytes, and the body it was decoded from spares encoding the text again.
+    """
     text = text.removeprefix("\ufeff")  # a byte-order mark left by a decoder is no text of the page
-    data = text.encode("utf-8", "surrogatepass")
+    data = text.encode("utf-8", "surrogatepass") if utf8 is None else utf8.removeprefix(_UTF8_BOM)
     tree = LexborHTMLParser(data, scripting=True)
     scan = _scan(tree)
     base_url = _base_url(scan.base_href, url)
-    links = _links(scan, base_url, _indexed_count(data, len(scan.links)))
+    links, outbound = _links(scan, base_url, _indexed_count(data, len(scan.links)), urls.host_key(url))
     title = _title(tree)
     canonical = _canonical(tree.head, base_url)
     refresh_url = _refresh_url(scan.metas, base_url)
     visible_text = _visible_text(tree, scan.invisible)  # last: it strips the tree of what is unseen
-    page_host = urls.host_key(url)
     return Page(
         url=url,
         base_url=base_url,
@@ -137,7 +141,7 @@ def parse_page(text: str, url: str, *, index_agent: str = "Googlebot") -> Page:
         refresh_url=refresh_url,
         visible_text=visible_text,
         bot_challenge=_is_bot_challenge(text, title, len(links), visible_text),
-        outbound_links=sum(1 for link in links if _host(link.url) != page_host),
+        outbound_links=outbound,
     )
 
 
@@ -249,31 +253,31 @@ def _scan(tree: LexborHTMLParser) -> _Scan:
     return scan
 
 
-def _links(scan: _Scan, base_url: str, indexed: int) -> tuple[Link, ...]:
-    """The http(s) links of the page, in document order; the first `indexed` are within the limit."""
+def _links(scan: _Scan, base_url: str, indexed: int, page_host: str) -> tuple[tuple[Link, ...], int]:
+    """The http(s) links of the page, in document order (the first `indexed` within the limit),
+    and how many of them go to another host than `page_host`."""
     contexts: dict[int, _Context] = {}
-    resolved: dict[str, str | None] = {}  # pages repeat hrefs: resolve each once
+    resolved: dict[str, tuple[str, bool] | None] = {}  # pages repeat hrefs: resolve each once
     links = []
+    outbound = 0
     for position, (node, attrs) in enumerate(scan.links):
         href = attrs["href"] or ""
-        if href not in resolved:
-            resolved[href] = _http(href, base_url)
-        url = resolved[href]
-        if url is None:
+        if href in resolved:
+            target = resolved[href]
+        else:
+            url = _http(href, base_url)
+            target = resolved[href] = (url, _host(url) != page_host) if url is not None else None
+        if target is None:
             continue
         context = _context(node, contexts, scan.seen)
+        hidden = context.hidden or (("hidden" in attrs or "style" in attrs) and _hides(attrs))
+        rel = rel_tokens(attrs["rel"]) if "rel" in attrs else ()
+        # Positional: a frozen dataclass is built noticeably faster so, and pages have many links.
         links.append(
-            Link(
-                href=href,
-                url=url,
-                text=_link_text(node, attrs),
-                rel=rel_tokens(attrs.get("rel")),
-                hidden=context.hidden or _hides(attrs),
-                region=context.region,
-                beyond_index_limit=position >= indexed,
-            )
+            Link(href, target[0], _link_text(node, attrs), rel, hidden, context.region, position >= indexed)
         )
-    return tuple(links)
+        outbound += target[1]
+    return tuple(links), outbound
 
 
 def _link_text(node: LexborNode, attrs: _Attributes) -> str:
@@ -489,7 +493,8 @@ def _visible_text(tree: LexborHTMLParser, invisible: list[LexborNode]) -> str:
     for element in invisible:
         element.decompose(recursive=False)  # detached with its subtree; nothing to free now
     root = tree.body or tree.root
-    return collapse(root.text(separator=" ", strip=True, skip_empty=True)).lower() if root else ""
+    # Whitespace-only nodes and the spaces around text need no stripping here: `collapse` does it.
+    return collapse(root.text(separator=" ")).lower() if root else ""
 
 
 def _is_bot_challenge(text: str, title: str, links: int, visible_text: str) -> bool:

@@ -226,6 +226,25 @@ class TestDecoding:
         decoded = decode_html(b"<p>a\xffb\xc3</p>", "text/html; charset=utf-8")
         assert decoded == Decoded("<p>a\ufffdb\ufffd</p>", "utf-8")
 
+    @pytest.mark.parametrize(
+        ("body", "content_type", "utf8"),
+        [
+            (b"<p>\xc3\xa9t\xc3\xa9</p>", "text/html; charset=utf-8", b"<p>\xc3\xa9t\xc3\xa9</p>"),
+            (b"\xef\xbb\xbf<p>x</p>", "text/html; charset=latin1", b"<p>x</p>"),
+            (b"<p>plain</p>", None, None),  # ASCII undeclared is windows-1252: decoded, not copied
+            (b"<p>a\xffb</p>", "text/html; charset=utf-8", None),
+            (b"<p>\xe9</p>", "text/html; charset=windows-1252", None),
+        ],
+    )
+    def test_utf8_bytes_kept_only_when_they_are_the_text(
+        self, body: bytes, content_type: str | None, utf8: bytes | None
+    ) -> None:
+        """The body is handed on as the text's UTF-8 only when it decoded as valid UTF-8 unchanged."""
+        decoded = decode_html(body, content_type)
+        assert decoded.utf8 == utf8
+        if utf8 is not None:
+            assert decoded.utf8 == decoded.text.encode("utf-8")
+
     def test_gb18030_lone_0x80_is_the_euro_sign(self) -> None:
         """The WHATWG GBK decoder reads a lone 0x80 as the euro sign."""
         assert decode_html(b"\x80", "text/html; charset=gbk").text == "\u20ac"

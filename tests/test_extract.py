@@ -585,6 +585,14 @@ def test_never_raises(html: str, url: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
+@given(html=_HTML, url=_URLS)
+def test_utf8_bytes_parse_as_the_text(html: str, url: str) -> None:
+    """Handing the parser the text's UTF-8 bytes gives the same page as handing it the text."""
+    html = "\ufeff" + html if len(html) % 2 else html
+    assert parse_page(html, url, utf8=html.encode("utf-8", "surrogatepass")) == parse_page(html, url)
+
+
+@settings(max_examples=200, deadline=None)
 @given(text=st.text(alphabet=st.characters(codec=None, blacklist_categories=())), url=_URLS)
 def test_never_raises_on_any_text(text: str, url: str) -> None:
     """Arbitrary text, lone surrogates and NULs included, parses without raising."""
