@@ -19,8 +19,6 @@ import codecs
 import re
 from dataclasses import dataclass, field
 
-from charset_normalizer import from_bytes
-
 # The WHATWG Encoding Standard's table: name, the Python codec whose mapping matches the WHATWG
 # decoder, then the labels; an indented line carries on the labels of the line above. GBK decodes
 # as gb18030, Big5 as big5hkscs, Shift_JIS as cp932 and EUC-KR as cp949 (the supersets browsers
@@ -249,6 +247,9 @@ def _is_utf8(body: bytes) -> bool:
 
 
 def _guess(sample: bytes) -> str:
+    # Imported here: most pages never get this far, and the import is a noticeable part of start-up.
+    from charset_normalizer import from_bytes
+
     best = from_bytes(sample, cp_isolation=_DETECTABLE).best()
     if best is None:
         return _DEFAULT

@@ -11,7 +11,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from itertools import accumulate, repeat
 from operator import add
 
@@ -23,7 +23,6 @@ HTTP_SCHEMES = frozenset({"http:", "https:"})
 # outside RFC 3986's unreserved and reserved sets, and `[` `]`, reserved for IPv6 hosts only.
 _ESCAPABLE = re.compile(r"%([0-9A-Fa-f]{2})|%|[\x00-\x20\"<>\\^`{|}\x7f\[\]]")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-_PSL = PublicSuffixList()
 # The authority of an http(s) URL as the WHATWG parser writes a plain host: userinfo (anything but
 # the characters that end it), a lower-case DNS name whose last label is no number (the parser would
 # read it as IPv4) with one trailing dot at most, or a dotted quad; a port without leading zero.
@@ -124,7 +123,14 @@ def registrable_domain(host: str) -> str:
     host = host.lower().rstrip(".")
     if host.startswith("[") or host.replace(".", "").isdigit():
         return host
-    return _PSL.privatesuffix(host) or host
+    return _public_suffixes().privatesuffix(host) or host
+
+
+@cache
+def _public_suffixes() -> PublicSuffixList:
+    """The list, read on first use (it takes a noticeable part of start-up, and many runs never
+    need a registrable domain)."""
+    return PublicSuffixList()
 
 
 def _normalize_percent(component: str) -> str:
@@ -177,7 +183,8 @@ class Target:
     mode: str
     exact: str
     page: str
-    domain: str
+    host: str
+    """The target's host name, lower-case ("" when the URL does not parse)."""
     page_name: str = ""
     """The host name of `page` when a DNS name ("" else): a link whose URL lacks it can't match."""
 
@@ -191,9 +198,14 @@ class Target:
             mode=mode,
             exact=exact,
             page=page or exact,
-            domain=registrable_domain(parsed.hostname) if parsed is not None else "",
+            host=parsed.hostname.lower() if parsed is not None else "",
             page_name=_dns_name(_page_host(page).rpartition(":")[0] or _page_host(page)) if page else "",
         )
+
+    @property
+    def domain(self) -> str:
+        """The registrable domain of the target's host ("" when none)."""
+        return registrable_domain(self.host) if self.host else ""
 
     def matches(self, link_url: str) -> bool:
         """True when `link_url` (absolute, serialised) counts as a link to this target."""
@@ -210,11 +222,12 @@ class Target:
 
     def same_site(self, link_url: str) -> bool:
         """True when `link_url`'s host is the target's registrable domain or under it."""
-        if not self.domain:
+        domain = self.domain
+        if not domain:
             return False
         written = written_host(link_url)
         host = written[0] if written is not None else host_key(link_url)
-        return host == self.domain or host.endswith("." + self.domain)
+        return host == domain or host.endswith("." + domain)
 
     def matching(self, link_urls: Sequence[str]) -> list[int]:
         """Indices of the URLs of `link_urls` that `matches`, in order.
