@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,8 +26,10 @@ PAGE = (
     "<!doctype html><html><head><title>bench page</title></head><body><main>"
     "<p>Some text before the links.</p>"
     + "".join(f'<p><a href="https://target.example/t{i}">anchor {i}</a></p>' for i in range(10))
-    + "<footer><a href='/about'>about</a></footer></main></body></html>"
+    + '<footer><a href="/about">about</a></footer></main></body></html>'
 )
+# The page goes into an nginx string in single quotes: a single quote in it would end the string.
+assert "'" not in PAGE
 NGINX_CONF = """
 worker_processes 1;
 pid {dir}/nginx.pid;
@@ -66,8 +69,15 @@ def start_nginx(workdir: Path) -> subprocess.Popen[bytes]:
     conf.write_text(NGINX_CONF.format(dir=workdir, port=PORT, page=PAGE))
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     proc = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf), "-g", "daemon off;"])
-    time.sleep(0.5)
-    return proc
+    for _ in range(50):  # a configuration error makes nginx exit: say so rather than measure nothing
+        try:
+            socket.create_connection((host(0), PORT), timeout=1).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+    sys.exit(f"nginx did not start (exit status {proc.poll()}); see {workdir}/error.log")
 
 
 def measure(crawler: str, workdir: Path, claims: int, hosts: int) -> tuple[float, int, str]:

@@ -232,16 +232,17 @@ def _scan(tree: LexborHTMLParser) -> _Scan:
     `xlink:href`, which is no `href`: such elements are no links.
     """
     scan = _Scan()
+    seen, links = scan.seen, scan.links  # locals: this loop visits thousands of elements a page
     for node in tree.css(_SCANNED):
         key = node.mem_id
-        if key in scan.seen:
+        if key in seen:
             continue
-        scan.seen.add(key)
+        seen.add(key)
         tag = node.tag_id
         if tag in _LINK_TAGS:
             attrs = node.attributes
             if "href" in attrs:
-                scan.links.append((node, attrs))
+                links.append((node, attrs))
         elif tag in _META_TAGS:
             scan.metas.append(node.attributes)
         elif tag in _INVISIBLE_TAGS:

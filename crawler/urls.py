@@ -33,6 +33,9 @@ _WRITTEN_AUTHORITY = re.compile(
     r"(?::([1-9][0-9]{0,4}))?(?=[/?#\\]|$)"
 )
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+# Entries per cache below: the URLs and hosts a run repeats come back soon (the claims of one page,
+# a campaign's targets); a bigger cache would only hold a million-claim run's memory for nothing.
+_CACHED = 4096
 _DNS_NAME = re.compile(r"(?:[a-z0-9-]+\.)*[a-z-][a-z0-9-]*")
 # What may make the parser spell a host otherwise than as written, ASCII case aside: a tab or
 # newline anywhere (they are removed), an escape in the authority (up to the first `/`, `?`, `#` or
@@ -99,7 +102,7 @@ def written_host(url: str) -> tuple[str, str] | None:
     return host, port or ""
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=_CACHED)
 def host_key(url: str) -> str:
     """The lower-cased host name of `url`: the unit of politeness ("" when there is none)."""
     written = written_host(url)
@@ -117,7 +120,7 @@ def origin(url: str) -> str:
     return f"{parsed.protocol}//{parsed.host}"
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=_CACHED)
 def registrable_domain(host: str) -> str:
     """The registrable domain of `host` by the public suffix list (the host itself for IPs)."""
     host = host.lower().rstrip(".")
@@ -146,7 +149,7 @@ def _normalize_percent(component: str) -> str:
     return _ESCAPABLE.sub(fix, component)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=_CACHED)
 def normalize_page(url: str) -> str | None:
     """The `page` form of an absolute URL, or None when it does not parse.
 
@@ -190,6 +193,11 @@ class Target:
 
     @classmethod
     def of(cls, url: str, mode: str) -> Target:
+        """The target `url` prepared for `mode`; claims repeat their targets, so it is kept a while."""
+        return _target(url, mode)
+
+    @classmethod
+    def _prepare(cls, url: str, mode: str) -> Target:
         parsed = parse(url)
         exact = without_fragment(parsed.href) if parsed is not None else without_fragment(url)
         page = normalize_page(url)
@@ -278,6 +286,11 @@ def _holding(joined: str, needle: str, ends: list[int]) -> list[int]:
         found.append(index)
         at = joined.find(needle, ends[index])  # on from the next URL
     return found
+
+
+@lru_cache(maxsize=_CACHED)
+def _target(url: str, mode: str) -> Target:
+    return Target._prepare(url, mode)
 
 
 def may_contain_name(url: str, name: str) -> bool:

@@ -56,6 +56,7 @@ TOO_MANY_REDIRECTS = "too_many_redirects"
 NOT_FOLLOWED = frozenset({"nofollow", "sponsored", "ugc"})
 _REL_FLAGS = {"nofollow": Flag.NOFOLLOW, "sponsored": Flag.SPONSORED, "ugc": Flag.UGC}
 _MATCHED = frozenset({Status.NOT_INDEXABLE, Status.NOFOLLOW, Status.VERIFIED})
+_FLAG_ORDER = {flag: position for position, flag in enumerate(Flag)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +267,7 @@ def _rel(link: Link) -> frozenset[str]:
 
 
 def _ordered(flags: set[Flag]) -> tuple[Flag, ...]:
-    return tuple(flag for flag in Flag if flag in flags)
+    return tuple(sorted(flags, key=_FLAG_ORDER.__getitem__))
 
 
 def _result(
