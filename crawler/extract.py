@@ -176,8 +176,10 @@ def _host(url: str) -> str:
 
 
 def _base_url(href: str | None, url: str) -> str:
-    """The first `<base href>` resolved against the page URL, if it resolves; else the page URL."""
-    return (urls.resolve(href, url) or url) if href is not None else url
+    """The first `<base href>` resolved against the page URL; else the page URL, also for a
+    data: or javascript: base (HTML's "set the frozen base URL", as browsers do)."""
+    resolved = urls.resolve(href, url) if href is not None else None
+    return url if resolved is None or resolved.startswith(("data:", "javascript:")) else resolved
 
 
 def _indexed_count(data: bytes, total: int) -> int:

@@ -191,9 +191,38 @@ def _hop_flags(claim: Claim, fetched: Fetched) -> Iterable[Flag]:
 
 def _response_flags(fetched: Fetched) -> set[Flag]:
     found = {Flag.TRUNCATED} if fetched.truncated else set()
-    if fetched.page is not None and fetched.page.bot_challenge:
+    if is_challenge(fetched):
         found.add(Flag.BOT_CHALLENGE)
     return found
+
+
+# A refusal (403, 429, 503) whose page asks the reader to prove they are human is a challenge
+# whatever vendor serves it; Cloudflare also says so in a header.
+CHALLENGE_STATUSES = frozenset({403, 429, 503})
+CHALLENGE_WORDS = (
+    "captcha",
+    "checking your browser",
+    "verify you are human",
+    "verify you are a human",
+    "are you a robot",
+    "not a robot",
+    "unusual traffic",
+)
+
+
+def is_challenge(fetched: Fetched) -> bool:
+    """True for a CAPTCHA or WAF challenge: the page's own markers, Cloudflare's header, or a
+    refusal whose visible text asks for proof of being human."""
+    page = fetched.page
+    if page is not None and page.bot_challenge:
+        return True
+    if any(
+        name == "cf-mitigated" and value.strip().lower() == "challenge" for name, value in fetched.headers
+    ):
+        return True
+    if page is None or fetched.status not in CHALLENGE_STATUSES:
+        return False
+    return any(word in page.visible_text for word in CHALLENGE_WORDS)
 
 
 def _indexing_flags(fetched: Fetched, signals: Indexing) -> set[Flag]:

@@ -367,9 +367,6 @@ class TestFlags:
         assert (result.status, result.reason) == (Status.PAGE_ERROR, "http_403")
         assert Flag.BOT_CHALLENGE in result.flags
 
-    @pytest.mark.xfail(
-        strict=True, reason="challenges without a vendor marker in the body are missed (verdict.py)"
-    )
     @pytest.mark.parametrize(
         ("status", "headers", "body"),
         [
