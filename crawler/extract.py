@@ -54,13 +54,9 @@ COMMENT_MARKERS = frozenset(
 """An element whose id or a class token is one of these (lower-cased) holds reader comments."""
 
 LINKS = "a[href], area[href]"
-# Every element that can give the links inside it another context than its parent's: a superset
-# of what `_enter` looks at (landmark and sectioning tags, role, hidden, style, comment markers by
-# substring). Found in the same pass as the links; the other ancestors are not even read.
-_SIGNIFICANT = (
-    "nav, aside, header, footer, main, article, section, [role], [hidden], [style], "
-    '[id*="comment" i], [class*="comment" i], [id*="disqus" i], [class*="disqus" i]'
-)
+# The tags that can give the links inside an element another context than its parent's (landmark
+# and sectioning tags); attributes can too, see `_may_change_context`.
+_CONTEXT_TAG_NAMES = "nav, aside, header, footer, main, article, section"
 _INVISIBLE = "script, style, noscript, template, iframe, noembed, noframes"
 _ASCII_WHITESPACE = " \t\n\f\r"
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -212,7 +208,10 @@ _AREA_TAGS = _tag_ids("area")
 _META_TAGS = _tag_ids("meta")
 _BASE_TAGS = _tag_ids("base")
 _INVISIBLE_TAGS = _tag_ids(_INVISIBLE)
-_SCANNED = f"{LINKS}, {_SIGNIFICANT}, base[href], meta, {_INVISIBLE}"
+_CONTEXT_TAGS = _tag_ids(_CONTEXT_TAG_NAMES)
+# Disjoint selectors: Lexbor lists an element once per selector it matches, so once here. Few
+# selectors: each one is tried on every element of the page.
+_SCANNED = f"{LINKS}, base[href], meta, {_INVISIBLE}"
 
 
 @dataclass(slots=True)
@@ -220,26 +219,19 @@ class _Scan:
     """What one pass over the document found, sorted by what it is for."""
 
     links: list[tuple[LexborNode, _Attributes]] = field(default_factory=list)
-    seen: set[int] = field(default_factory=set)
-    """Ids of every element found: a superset of the `_SIGNIFICANT` ones."""
     base_href: str | None = None
     metas: list[_Attributes] = field(default_factory=list)
     invisible: list[LexborNode] = field(default_factory=list)
 
 
 def _scan(tree: LexborHTMLParser) -> _Scan:
-    """Links, significant elements, base, metas and unseen elements, in one pass, document order.
+    """Links, base, metas and unseen elements, in one pass, document order.
 
-    Lexbor lists an element once per selector it matches; CSS `[href]` also matches an SVG
-    `xlink:href`, which is no `href`: such elements are no links.
+    CSS `[href]` also matches an SVG `xlink:href`, which is no `href`: such elements are no links.
     """
     scan = _Scan()
-    seen, links = scan.seen, scan.links  # locals: this loop visits thousands of elements a page
+    links = scan.links  # a local: this loop visits every link of the page
     for node in tree.css(_SCANNED):
-        key = node.mem_id
-        if key in seen:
-            continue
-        seen.add(key)
         tag = node.tag_id
         if tag in _LINK_TAGS:
             attrs = node.attributes
@@ -249,9 +241,9 @@ def _scan(tree: LexborHTMLParser) -> _Scan:
             scan.metas.append(node.attributes)
         elif tag in _INVISIBLE_TAGS:
             scan.invisible.append(node)
-        elif tag in _BASE_TAGS and scan.base_href is None:
+        elif scan.base_href is None:
             attrs = node.attributes
-            if "href" in attrs:  # not a <base target> found for its style
+            if "href" in attrs:
                 scan.base_href = attrs["href"] or ""
     return scan
 
@@ -272,7 +264,7 @@ def _links(scan: _Scan, base_url: str, indexed: int, page_host: str) -> tuple[tu
             target = resolved[href] = (url, _host(url) != page_host) if url is not None else None
         if target is None:
             continue
-        context = _context(node, contexts, scan.seen)
+        context = _context(node, contexts)
         hidden = context.hidden or (("hidden" in attrs or "style" in attrs) and _hides(attrs))
         rel = rel_tokens(attrs["rel"]) if "rel" in attrs else ()
         # Positional: a frozen dataclass is built noticeably faster so, and pages have many links.
@@ -310,7 +302,7 @@ class _Context:
 _ROOT = _Context()
 
 
-def _context(node: LexborNode, cache: dict[int, _Context], significant: set[int]) -> _Context:
+def _context(node: LexborNode, cache: dict[int, _Context]) -> _Context:
     """The context `node`'s ancestors make; each ancestor is looked at once per page (`cache`)."""
     path = []
     context = _ROOT
@@ -324,16 +316,17 @@ def _context(node: LexborNode, cache: dict[int, _Context], significant: set[int]
         path.append((key, parent))
         parent = parent.parent
     for key, element in reversed(path):
-        if key in significant:
-            context = _enter(context, element)
+        attrs = element.attributes
+        # Most elements (a div, a list item) change nothing: tested here, without a call for them.
+        if element.tag_id in _CONTEXT_TAGS or (attrs and _may_change_context(attrs)):
+            context = _enter(context, element, attrs)
         cache[key] = context
     return context
 
 
-def _enter(outer: _Context, element: LexborNode) -> _Context:
-    """The context inside `element`, given the one around it."""
+def _enter(outer: _Context, element: LexborNode, attrs: _Attributes) -> _Context:
+    """The context inside `element` (its attributes `attrs`), given the one around it."""
     tag = element.tag or ""
-    attrs = element.attributes
     role = _role(attrs)
     if outer.region is Region.COMMENTS or _is_comments(attrs):
         region = Region.COMMENTS
@@ -344,6 +337,15 @@ def _enter(outer: _Context, element: LexborNode) -> _Context:
         region=region,
         sectioned=outer.sectioned or tag in _SECTIONING_TAGS or role in _SECTIONING_ROLES,
     )
+
+
+def _may_change_context(attrs: _Attributes) -> bool:
+    """True when an attribute may change the context: role, hidden, style, or an id or class that
+    may name comments (a substring test; `_is_comments` decides)."""
+    if "role" in attrs or "hidden" in attrs or "style" in attrs:
+        return True
+    marks = f"{attrs.get('class') or ''} {attrs.get('id') or ''}".lower()
+    return "comment" in marks or "disqus" in marks
 
 
 def _role(attrs: _Attributes) -> str:
