@@ -4,7 +4,8 @@ For every page of ../shared/corpus/pages, the work the crawler does once a body 
 
 - decode: `decode.decode_html`, with the `Content-Type` a server sends (`--no-charset`: none, so
   the prescan and detection decide);
-- parse: `extract.parse_page` (links, robots metas, canonical, refresh, regions...);
+- parse: `extract.parse_page` for the claims' targets, as the engine reads a 2xx page (links that
+  may go to a target read whole, the others counted; robots metas, canonical, refresh...);
 - verdict: `verdict.decide` for two claims, as on the shared benchmark's site: one whose link was
   injected into the content (verified), one whose link is absent (missing: the costlier path,
   with the same-site scan and the unlinked-mention search).
@@ -32,7 +33,7 @@ from pathlib import Path
 from ada_url import join_url
 from selectolax.lexbor import LexborHTMLParser
 
-from crawler import decode, extract, verdict
+from crawler import decode, extract, urls, verdict
 from crawler.models import Claim, Fetched, Status
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "pages"
@@ -62,6 +63,7 @@ def with_claimed_link(html: str) -> bytes:
 
 
 CLAIMS = (Claim(PAGE_URL, FOUND), Claim(PAGE_URL, ABSENT))
+TARGETS = [urls.Target.of(claim.target_url, claim.match) for claim in CLAIMS]
 
 
 def ours(body: bytes, content_type: str) -> tuple[float, float, float]:
@@ -69,7 +71,7 @@ def ours(body: bytes, content_type: str) -> tuple[float, float, float]:
     start = time.thread_time()
     decoded = decode.decode_html(body, content_type)
     decoded_at = time.thread_time()
-    page = extract.parse_page(decoded.text, PAGE_URL, utf8=decoded.utf8)
+    page = extract.parse_page(decoded.text, PAGE_URL, utf8=decoded.utf8, targets=TARGETS)
     parsed_at = time.thread_time()
     fetched = Fetched(
         url=PAGE_URL,
@@ -120,19 +122,19 @@ def stages(text: str) -> dict[str, float]:
     data = text.encode("utf-8", "surrogatepass")
     tree = LexborHTMLParser(data, scripting=True)
     marks["lexbor parse"] = time.thread_time()
-    scan = extract._scan(tree)
-    marks["scan"] = time.thread_time()
-    links = extract._links(scan, PAGE_URL, len(scan.links))
+    nodes, hrefs = extract._anchors(tree)
+    base_href, metas = extract._base_and_metas(tree)
+    marks["select"] = time.thread_time()
+    base_url = extract._base_url(base_href, PAGE_URL)
+    base = extract._Base.of(base_url, "127.0.1.1:18080")
+    extract._links(nodes, hrefs, base, len(hrefs), extract._names(TARGETS, base_url))
     marks["links"] = time.thread_time()
-    extract._meta_robots(scan.metas, "Googlebot")
+    extract._meta_robots(metas, "Googlebot")
     extract._canonical(tree.head, PAGE_URL)
-    extract._refresh_url(scan.metas, PAGE_URL)
-    extract._title(tree)
+    extract._refresh_url(metas, PAGE_URL)
     marks["metas"] = time.thread_time()
-    extract._visible_text(tree, scan.invisible)
+    extract._visible_text(tree)
     marks["visible text"] = time.thread_time()
-    sum(1 for link in links if extract._host(link.url) != "127.0.1.1:18080")
-    marks["outbound"] = time.thread_time()
     spent = {}
     for name, mark in marks.items():
         spent[name] = (mark - start) * 1000

@@ -11,8 +11,9 @@ but `allow_private` (the hosts are loopback), as a subprocess; this script sampl
 /proc/<pid>/fd and /proc/<pid>/status every 0.1 s.
 
 The run passes when every claim has exactly one result and the open descriptors stayed within
-2 x `concurrency` + FD_ALLOWANCE: at most `concurrency` connections in use, as many idle ones
-kept for reuse, and the database, its journal, standard streams and the event loop.
+`concurrency` + `max_idle_connections` + FD_ALLOWANCE: at most `concurrency` connections in use,
+`max_idle_connections` idle ones kept for reuse, and the database, its journal, standard streams
+and the event loop.
 
     .venv/bin/python bench/soak.py                          # 100,000 claims, 1,000 hosts, defaults
     .venv/bin/python bench/soak.py --claims 20000 --hosts 200 --delay 0
@@ -31,6 +32,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from crawler.config import Settings
 
 PORT = 18291
 TARGET = "https://target.example/product"
@@ -188,16 +191,17 @@ def main() -> None:
         by_status, wrong, total = check(workdir / "soak.sqlite", args.claims)
         tail = (workdir / "crawler.log").read_text(errors="replace").splitlines()[-3:]
     pages = -(-args.claims // CLAIMS_PER_PAGE)
-    bound = 2 * args.concurrency + FD_ALLOWANCE
+    bound = args.concurrency + Settings().max_idle_connections + FD_ALLOWANCE
     peak_fds = max(samples.fds, default=0)
     print(f"claims {args.claims:,} over {args.hosts:,} hosts ({pages:,} pages), exit code {code}")
     requests = pages + pages // 25 + args.hosts  # pages, the moved ones' targets, robots.txt
     print(f"wall {wall:.1f} s: {args.claims / wall:,.0f} claims/s, {requests / wall:,.0f} requests/s")
     print(f"results {total:,}; claims without exactly one result: {wrong}")
     print(f"statuses {json.dumps(by_status, sort_keys=True)}")
+    idle = Settings().max_idle_connections
     print(
         f"open descriptors: peak {peak_fds} (sockets {max(samples.sockets, default=0)}), "
-        f"bound 2 x concurrency {args.concurrency} + {FD_ALLOWANCE} = {bound}"
+        f"bound concurrency {args.concurrency} + idle {idle} + {FD_ALLOWANCE} = {bound}"
     )
     print(
         f"memory: peak RSS {samples.hwm_kib / 1024:.1f} MiB, "

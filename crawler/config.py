@@ -28,6 +28,7 @@ class Settings:
     index_agent: str = "Googlebot"
     concurrency: int = 64
     per_host: int = 1
+    max_idle_connections: int = 256
     delay: float = 1.0
     max_crawl_delay: float = 30.0
     timeout: float = 30.0
@@ -62,7 +63,14 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be greater than 0, not {getattr(self, name)!r}")
-        non_negative = ("delay", "max_crawl_delay", "retries", "backoff", "max_retry_after")
+        non_negative = (
+            "max_idle_connections",
+            "delay",
+            "max_crawl_delay",
+            "retries",
+            "backoff",
+            "max_retry_after",
+        )
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)!r}")
@@ -106,6 +114,8 @@ HELP: dict[str, str] = {
     "index_agent": "the search engine crawler whose robots rules decide whether a page is indexable",
     "concurrency": "requests in flight in total",
     "per_host": "requests in flight per host",
+    "max_idle_connections": "idle keep-alive connections kept for reuse, least recently used closed first "
+    "(each holds a file descriptor)",
     "delay": "seconds between the starts of two requests to the same host",
     "max_crawl_delay": "a robots.txt Crawl-delay for our product token is honoured up to this many seconds",
     "timeout": "seconds per request, reading the body included",

@@ -27,7 +27,10 @@ The rules the contract leaves open, decided here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -112,32 +115,48 @@ _CHALLENGE_MARKERS = (
 )
 
 
-def parse_page(text: str, url: str, *, index_agent: str = "Googlebot", utf8: bytes | None = None) -> Page:
+def parse_page(
+    text: str,
+    url: str,
+    *,
+    index_agent: str = "Googlebot",
+    utf8: bytes | None = None,
+    targets: Sequence[urls.Target] | None = None,
+) -> Page:
     """What the HTML `text` of the page at final URL `url` says; see the module docstring for the rules.
 
     `utf8`, when the caller has it (`decode.Decoded.utf8`), is `text` encoded as UTF-8: the
     parser reads bytes, and the body it was decoded from spares encoding the text again.
+
+    `targets`, when the claimed targets are known, spares the work a verdict on them never reads:
+    only the links that may go to a target's registrable domain are read whole (text, rel,
+    region...), the others are only counted, and the visible text is read only when a target has
+    no matching link (an unlinked mention is then looked for) or the page is thin (a challenge
+    page, perhaps). `Page.covers` tells which targets the page was so read for.
     """
     text = text.removeprefix("\ufeff")  # a byte-order mark left by a decoder is no text of the page
     data = text.encode("utf-8", "surrogatepass") if utf8 is None else utf8.removeprefix(_UTF8_BOM)
     tree = LexborHTMLParser(data, scripting=True)
-    scan = _scan(tree)
-    base_url = _base_url(scan.base_href, url)
-    links, outbound = _links(scan, base_url, _indexed_count(data, len(scan.links)), urls.host_key(url))
-    title = _title(tree)
-    canonical = _canonical(tree.head, base_url)
-    refresh_url = _refresh_url(scan.metas, base_url)
-    visible_text = _visible_text(tree, scan.invisible)  # last: it strips the tree of what is unseen
+    nodes, hrefs = _anchors(tree)
+    base_href, metas = _base_and_metas(tree)
+    base_url = _base_url(base_href, url)
+    base = _Base.of(base_url, urls.host_key(url))
+    found = _links(nodes, hrefs, base, _indexed_count(data, len(hrefs)), _names(targets, base_url))
+    thin = found.http_links < CHALLENGE_MAX_LINKS
+    visible_text = None
+    if targets is None or thin or any(not target.matching(found.urls) for target in targets):
+        visible_text = _visible_text(tree)  # last: it strips the tree of what is unseen
     return Page(
         url=url,
         base_url=base_url,
-        links=links,
-        meta_robots=_meta_robots(scan.metas, index_agent),
-        canonical=canonical,
-        refresh_url=refresh_url,
+        links=found.links,
+        meta_robots=_meta_robots(metas, index_agent),
+        canonical=_canonical(tree.head, base_url),
+        refresh_url=_refresh_url(metas, base_url),
         visible_text=visible_text,
-        bot_challenge=_is_bot_challenge(text, title, len(links), visible_text),
-        outbound_links=outbound,
+        bot_challenge=thin and _is_bot_challenge(text, _title(tree), visible_text or ""),
+        outbound_links=found.outbound,
+        targets=None if targets is None else tuple(targets),
     )
 
 
@@ -203,76 +222,148 @@ def _tag_ids(names: str) -> frozenset[int]:
 
 
 _Attributes = dict[str, str | None]
-_LINK_TAGS = _tag_ids("a, area")
 _AREA_TAGS = _tag_ids("area")
 _META_TAGS = _tag_ids("meta")
-_BASE_TAGS = _tag_ids("base")
-_INVISIBLE_TAGS = _tag_ids(_INVISIBLE)
 _CONTEXT_TAGS = _tag_ids(_CONTEXT_TAG_NAMES)
-# Disjoint selectors: Lexbor lists an element once per selector it matches, so once here. Few
-# selectors: each one is tried on every element of the page.
-_SCANNED = f"{LINKS}, base[href], meta, {_INVISIBLE}"
 
 
-@dataclass(slots=True)
-class _Scan:
-    """What one pass over the document found, sorted by what it is for."""
-
-    links: list[tuple[LexborNode, _Attributes]] = field(default_factory=list)
-    base_href: str | None = None
-    metas: list[_Attributes] = field(default_factory=list)
-    invisible: list[LexborNode] = field(default_factory=list)
-
-
-def _scan(tree: LexborHTMLParser) -> _Scan:
-    """Links, base, metas and unseen elements, in one pass, document order.
+def _anchors(tree: LexborHTMLParser) -> tuple[list[LexborNode], list[str]]:
+    """The link elements of the page and their hrefs, in document order.
 
     CSS `[href]` also matches an SVG `xlink:href`, which is no `href`: such elements are no links.
     """
-    scan = _Scan()
-    links = scan.links  # a local: this loop visits every link of the page
-    for node in tree.css(_SCANNED):
-        tag = node.tag_id
-        if tag in _LINK_TAGS:
-            attrs = node.attributes
-            if "href" in attrs:
-                links.append((node, attrs))
-        elif tag in _META_TAGS:
-            scan.metas.append(node.attributes)
-        elif tag in _INVISIBLE_TAGS:
-            scan.invisible.append(node)
-        elif scan.base_href is None:
-            attrs = node.attributes
-            if "href" in attrs:
-                scan.base_href = attrs["href"] or ""
-    return scan
+    nodes = tree.css(LINKS)
+    hrefs = [node.attrs.sget("href", None) for node in nodes]  # a bare `href` is ""
+    if None in hrefs:
+        nodes = [node for node, href in zip(nodes, hrefs, strict=True) if href is not None]
+    return nodes, [href for href in hrefs if href is not None]
 
 
-def _links(scan: _Scan, base_url: str, indexed: int, page_host: str) -> tuple[tuple[Link, ...], int]:
-    """The http(s) links of the page, in document order (the first `indexed` within the limit),
-    and how many of them go to another host than `page_host`."""
-    contexts: dict[int, _Context] = {}
-    resolved: dict[str, tuple[str, bool] | None] = {}  # pages repeat hrefs: resolve each once
-    links = []
-    outbound = 0
-    for position, (node, attrs) in enumerate(scan.links):
-        href = attrs["href"] or ""
-        if href in resolved:
-            target = resolved[href]
-        else:
-            url = _http(href, base_url)
-            target = resolved[href] = (url, _host(url) != page_host) if url is not None else None
-        if target is None:
+def _base_and_metas(tree: LexborHTMLParser) -> tuple[str | None, list[_Attributes]]:
+    """The href of the first `<base href>`, and the attributes of every `<meta>`, in order."""
+    base_href = None
+    metas = []
+    # Disjoint selectors: Lexbor lists an element once per selector it matches, so once here.
+    for node in tree.css("base[href], meta"):
+        if node.tag_id in _META_TAGS:
+            metas.append(node.attributes)
+        elif base_href is None:
+            base_href = node.attrs.sget("href", None)
+    return base_href, metas
+
+
+def _names(targets: Sequence[urls.Target] | None, base_url: str) -> frozenset[str] | None:
+    """The DNS names a link's URL must hold to be read whole; None: every link is.
+
+    A link to a target or to its site has the target's registrable domain in its host. A
+    relative link has the base's host: when that holds a name, every link is read.
+    """
+    if targets is None:
+        return None
+    names = frozenset(urls.dns_name(target.domain) for target in targets)
+    base_host = urls.host_key(base_url)
+    if "" in names or any(name in base_host for name in names):
+        return None
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    links: tuple[Link, ...]
+    """The http(s) links read whole."""
+    urls: list[str]
+    """Their URLs."""
+    http_links: int
+    """How many links of the page are http(s), read whole or not."""
+    outbound: int
+    """How many of them go to another host than the page's."""
+
+
+def _links(
+    nodes: list[LexborNode], hrefs: list[str], base: _Base, indexed: int, names: frozenset[str] | None
+) -> _Found:
+    """The page's http(s) links, in document order (the first `indexed` within the limit).
+
+    Only those whose href may hold one of `names` (all when None) are read whole; the others
+    are classified by `_kind`, without the WHATWG parser when their href is plainly written.
+    """
+    counts = Counter(hrefs)  # pages repeat hrefs: each is classified once, in first-seen order
+    whole = _read_whole(list(counts), names)
+    urls_of: dict[str, str] = {}
+    http_links = outbound = 0
+    for href, times in counts.items():
+        url, other_host = _kind(href, base, read_whole=href in whole)
+        if url is False:
             continue
+        http_links += times
+        outbound += times * other_host
+        if url is not True:
+            urls_of[href] = url
+    links = []
+    contexts: dict[int, _Context] = {}
+    for position in [i for i, href in enumerate(hrefs) if href in urls_of] if urls_of else ():
+        node, href = nodes[position], hrefs[position]
+        attrs = node.attributes
         context = _context(node, contexts)
         hidden = context.hidden or (("hidden" in attrs or "style" in attrs) and _hides(attrs))
         rel = rel_tokens(attrs["rel"]) if "rel" in attrs else ()
-        # Positional: a frozen dataclass is built noticeably faster so, and pages have many links.
-        links.append(
-            Link(href, target[0], _link_text(node, attrs), rel, hidden, context.region, position >= indexed)
-        )
-        outbound += target[1]
-    return tuple(links), outbound
+        text = _link_text(node, attrs)
+        # Positional: a frozen dataclass is built noticeably faster so.
+        links.append(Link(href, urls_of[href], text, rel, hidden, context.region, position >= indexed))
+    return _Found(tuple(links), [link.url for link in links], http_links, outbound)
+
+
+def _read_whole(hrefs: list[str], names: frozenset[str] | None) -> set[str]:
+    """The hrefs of `hrefs` that may resolve to a host holding one of `names` (all when None).
+
+    A plainly relative href resolves to the base's host, which holds none (see `_names`).
+    """
+    if names is None:
+        return set(hrefs)
+    found = {hrefs[i] for name in names for i in urls.may_contain(hrefs, name)}
+    return {href for href in found if not _PLAIN_RELATIVE.match(href)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    """The base URL of a page's links, and what a relative link resolves to."""
+
+    url: str
+    page_host: str
+    relative_is_http: bool
+    relative_other_host: bool
+
+    @classmethod
+    def of(cls, url: str, page_host: str) -> _Base:
+        return cls(url, page_host, urls.is_http(url), urls.host_key(url) != page_host)
+
+
+# An href that surely resolves to the base's host: empty, a query or fragment, a path from the
+# root (`/x`, but not `//host`, `/\host` nor a tab or newline, removed before parsing), or a path
+# whose first segment holds no `:` (which could end a scheme) and starts with no space or control.
+_PLAIN_RELATIVE = re.compile(r"$|[#?]|/(?![/\\\t\n\r])|[^\x00-\x20/\\:?#][^\t\n\r:/\\?#]*(?:[/\\?#]|$)")
+_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
+
+
+def _kind(href: str, base: _Base, *, read_whole: bool) -> tuple[str | bool, bool]:
+    """(what the link is, whether it goes to another host than the page's).
+
+    What it is: its resolved URL when `read_whole`, True when it is an http(s) link only
+    counted, False when it is no http(s) link (`mailto:`, `javascript:`, unparsable...).
+    """
+    if not read_whole:
+        if _PLAIN_RELATIVE.match(href):
+            return base.relative_is_http, base.relative_other_host
+        written = urls.written_host(href)
+        if written is not None:
+            return True, written[0] != base.page_host
+        scheme = _SCHEME.match(href)
+        if scheme is not None and scheme[1].lower() not in ("http", "https"):
+            return False, False
+    url = _http(href, base.url)  # read whole, or unusual: the parser decides
+    if url is None:
+        return False, False
+    return url if read_whole else True, _host(url) != base.page_host
 
 
 def _link_text(node: LexborNode, attrs: _Attributes) -> str:
@@ -488,29 +579,29 @@ def _refresh_target(rest: str) -> str:
     return rest
 
 
-def _visible_text(tree: LexborHTMLParser, invisible: list[LexborNode]) -> str:
+def _visible_text(tree: LexborHTMLParser) -> str:
     """The body's text as a reader sees it, collapsed and lower-cased. Removes unseen elements.
 
     Text nodes are joined by a space: two blocks never glue into a word that is not on the page
     (a host name split by inline markup, `ex<b>ample.com</b>`, is the rarer loss). Text hidden by
     an attribute or a style stays: it is on the page, as the contract's list of exclusions says.
     """
-    for element in invisible:
+    for element in tree.css(_INVISIBLE):
         element.decompose(recursive=False)  # detached with its subtree; nothing to free now
     root = tree.body or tree.root
     # Whitespace-only nodes and the spaces around text need no stripping here: `collapse` does it.
     return collapse(root.text(separator=" ")).lower() if root else ""
 
 
-def _is_bot_challenge(text: str, title: str, links: int, visible_text: str) -> bool:
-    """True for a CAPTCHA or WAF challenge page.
+def _is_bot_challenge(text: str, title: str, visible_text: str) -> bool:
+    """True for a CAPTCHA or WAF challenge page, given that it is thin (few links).
 
     The rule: a thin page (fewer than `CHALLENGE_MAX_LINKS` http(s) links and fewer than
     `CHALLENGE_MAX_TEXT` characters of visible text) whose title is a challenge title
     (Cloudflare's "Just a moment...", PerimeterX's "Access to this page has been denied"...) or
     whose markup holds a vendor's challenge marker (`_CHALLENGE_MARKERS`).
     """
-    if links >= CHALLENGE_MAX_LINKS or len(visible_text) >= CHALLENGE_MAX_TEXT:
+    if len(visible_text) >= CHALLENGE_MAX_TEXT:
         return False
     if title in _CHALLENGE_TITLES:
         return True

@@ -375,7 +375,7 @@ def _session(
     settings: Settings, resolver: AbstractResolver, trace: aiohttp.TraceConfig
 ) -> aiohttp.ClientSession:
     connector = IdleBoundConnector(
-        max_idle=settings.concurrency,  # with as many in use, sockets stay within 2 x concurrency
+        max_idle=settings.max_idle_connections,
         resolver=resolver,
         ssl=settings.verify_tls,  # False: no certificate checks
         limit=0,  # `Politeness` bounds requests; a pool limit would only add hidden waits

@@ -189,10 +189,18 @@ class Page:
     """The `<head>` canonical, resolved; the Link header fallback is the verdict's job."""
     refresh_url: str | None
     """Target of an instant (delay <= 1 s) meta refresh, resolved."""
-    visible_text: str
-    """Text a reader sees, whitespace collapsed and lower-cased, for unlinked mentions."""
+    visible_text: str | None
+    """Text a reader sees, whitespace collapsed and lower-cased, for unlinked mentions; None when
+    not read (every target of `targets` has a matching link)."""
     bot_challenge: bool
     outbound_links: int
+    targets: tuple[urls.Target, ...] | None = None
+    """The targets the page was read for (`links` then holds only the links that may go to their
+    sites, see `extract.parse_page`); None: read whole."""
+
+    def covers(self, target: urls.Target) -> bool:
+        """True when a verdict on `target` may be read off this page."""
+        return self.targets is None or target in self.targets
 
 
 @dataclass(frozen=True, slots=True)

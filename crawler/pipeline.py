@@ -11,8 +11,9 @@ Memory stays flat however many claims come in:
 - claims are pulled lazily; at most `max_pending_pages` pages, and `CLAIMS_PER_PAGE` times as
   many claims, wait or are in flight at once (the input is not read further meanwhile);
 - a claim for a page already pending joins it; the last `RECENT_PAGES` finished pages are
-  remembered, so a claim arriving just after its page was fetched is judged without a new
-  request (older pages are fetched again if claimed again);
+  remembered (with their bodies, `RECENT_BYTES` at most), so a claim arriving just after its
+  page was fetched is judged without a new request (older pages are fetched again if claimed
+  again);
 - robots.txt answers are kept for `ROBOTS_ORIGINS` origins at most (least recently used
   dropped first) and 24 hours at most;
 - at most `RESULTS_AHEAD` results wait for the consumer before the pages stop being judged.
@@ -27,7 +28,7 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ log = logs.get_logger(__name__)
 
 CLAIMS_PER_PAGE = 16
 RECENT_PAGES = 128
+RECENT_BYTES = 8 * 1024 * 1024
 ROBOTS_ORIGINS = 20_000
 ROBOTS_TTL = 24 * 3600.0
 ROBOTS_REDIRECTS = 5  # RFC 9309, section 2.3.1.2
@@ -164,28 +166,35 @@ class PageFetcher:
         self._robots = robots
         self._settings = settings
 
-    async def fetch(self, url: str) -> Fetched:
-        """Everything learned about the page at `url` (no fragment), as the verdict's input."""
+    async def fetch(self, url: str, claims: Sequence[Claim] = ()) -> tuple[Fetched, Response | None]:
+        """Everything learned about the page at `url` (no fragment), as the verdict's input, and
+        the final response when its page was read for targets (see `reread`).
+
+        A 2xx page is read for the targets of `claims`, as they are when its body has come: the
+        caller may add claims to the list meanwhile. No claims: it is read whole.
+        """
         trail = _Trail(Chain(self._settings.max_redirects))
         current = url
         while True:
             permit = await self._permit(current)
             trail.capped = trail.capped or permit.capped
             if permit.refusal is not None:
-                return await self._refused(url, current, trail, permit)
+                return await self._refused(url, current, trail, permit), None
             answer = await self._fetcher.get(
                 current, max_bytes=self._settings.max_bytes, interval=permit.interval
             )
             trail.elapsed += answer.elapsed
             trail.attempts = answer.attempts
             if answer.reason is not None:
-                return self._fetched(url, current, trail, reason=answer.reason)
-            page, encoding = self._parse(answer) if answer.location is None else (None, None)
+                return self._fetched(url, current, trail, reason=answer.reason), None
+            page, encoding = self.parse(answer, claims) if answer.location is None else (None, None)
             target = answer.location or _refresh_target(answer, page)
-            if target is None:
-                return await self._final(url, answer, trail, page, encoding)
-            if not trail.chain.follow(current, None if answer.location is None else answer.status, target):
-                return await self._final(url, answer, trail, page, encoding, reason="too_many_redirects")
+            if target is None or not trail.chain.follow(
+                current, None if answer.location is None else answer.status, target
+            ):
+                reason = None if target is None else "too_many_redirects"
+                fetched = await self._final(url, answer, trail, page, encoding, reason)
+                return fetched, answer if page is not None and page.targets is not None else None
             current = target
 
     async def _permit(self, url: str) -> Permit:
@@ -215,13 +224,30 @@ class PageFetcher:
             robots_index_allowed=robots.policy.can_fetch(current, self._settings.index_agent),
         )
 
-    def _parse(self, answer: Response) -> tuple[Page | None, str | None]:
+    def parse(self, answer: Response, claims: Sequence[Claim] = ()) -> tuple[Page | None, str | None]:
+        """The page of an HTML answer and its encoding; a 2xx page is read for `claims` only."""
         content_type = answer.header("content-type")
         if not decode.is_html(content_type, answer.body):
             return None, None
         decoded = decode.decode_html(answer.body, content_type)
-        page = extract.parse_page(decoded.text, answer.url, index_agent=self._settings.index_agent)
+        targets = None
+        if claims and 200 <= (answer.status or 0) < 300:
+            targets = list(dict.fromkeys(urls.Target.of(claim.target_url, claim.match) for claim in claims))
+        page = extract.parse_page(
+            decoded.text,
+            answer.url,
+            index_agent=self._settings.index_agent,
+            utf8=decoded.utf8,
+            targets=targets,
+        )
         return page, decoded.encoding
+
+    def reread(self, fetched: Fetched, final: Response | None, claim: Claim) -> Fetched:
+        """`fetched` with its page read again for `claim` when it was read for other targets."""
+        page = fetched.page
+        if page is None or final is None or page.covers(urls.Target.of(claim.target_url, claim.match)):
+            return fetched
+        return replace(fetched, page=self.parse(final, [claim])[0])
 
     async def _final(
         self,
@@ -289,7 +315,8 @@ class _Run:
     pages: PageFetcher = field(init=False)
     pending: dict[str, list[Claim]] = field(default_factory=dict)
     waiting_claims: int = 0
-    recent: OrderedDict[str, Fetched] = field(default_factory=OrderedDict)
+    recent: OrderedDict[str, tuple[Fetched, Response | None]] = field(default_factory=OrderedDict)
+    recent_bytes: int = 0
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     out: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
     out_room: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(RESULTS_AHEAD))
@@ -342,7 +369,7 @@ class _Run:
             self.waiting_claims += 1
         elif key in self.recent:
             self.recent.move_to_end(key)
-            await self._emit(self._decide(item, self.recent[key]))
+            await self._emit(self._decide(item, *self.recent[key]))
         else:
             self.pending[key] = [item]
             self.waiting_claims += 1
@@ -361,24 +388,32 @@ class _Run:
         self.room_changed.set()
 
     async def _page(self, key: str) -> None:
+        final = None
         try:
-            fetched = await self.pages.fetch(key)
+            # The list itself: claims that join while the page is fetched are read for too.
+            fetched, final = await self.pages.fetch(key, self.pending[key])
         except Exception:  # a bug, perhaps triggered by a hostile page: one page fails, not the run
             log.exception("page_failed", url=key)
             fetched = Fetched(url=key, reason=INTERNAL_ERROR)
         claims = self.pending.pop(key)
-        self.recent[key] = fetched
-        if len(self.recent) > RECENT_PAGES:
-            self.recent.popitem(last=False)
+        self._remember(key, fetched, final)
         log.debug("page", url=key, status=fetched.status, reason=fetched.reason, claims=len(claims))
         for claim in claims:
-            await self._emit(self._decide(claim, fetched))
+            await self._emit(self._decide(claim, fetched, final))
             self.waiting_claims -= 1
 
-    def _decide(self, claim: Claim, fetched: Fetched) -> Result:
+    def _remember(self, key: str, fetched: Fetched, final: Response | None) -> None:
+        self.recent[key] = (fetched, final)
+        self.recent_bytes += len(final.body) if final is not None else 0
+        while len(self.recent) > RECENT_PAGES or self.recent_bytes > RECENT_BYTES:
+            _, (_, dropped) = self.recent.popitem(last=False)
+            self.recent_bytes -= len(dropped.body) if dropped is not None else 0
+
+    def _decide(self, claim: Claim, fetched: Fetched, final: Response | None = None) -> Result:
         now = datetime.now(UTC)
         agent = self.settings.index_agent
         try:
+            fetched = self.pages.reread(fetched, final, claim)
             return verdict.decide(claim, fetched, run_id=self.run_id, now=now, index_agent=agent)
         except Exception:  # same as above: report this claim as not checked, keep going
             log.exception("verdict_failed", url=fetched.url, claim_id=claim.id)

@@ -207,7 +207,7 @@ class Target:
             exact=exact,
             page=page or exact,
             host=parsed.hostname.lower() if parsed is not None else "",
-            page_name=_dns_name(_page_host(page).rpartition(":")[0] or _page_host(page)) if page else "",
+            page_name=dns_name(_page_host(page).rpartition(":")[0] or _page_host(page)) if page else "",
         )
 
     @property
@@ -243,25 +243,22 @@ class Target:
         Links to other hosts, most links of a page, are ruled out together without parsing them.
         """
         name = (
-            ""
-            if self.mode == "exact"
-            else _dns_name(self.domain)
-            if self.mode == "domain"
-            else self.page_name
+            "" if self.mode == "exact" else dns_name(self.domain) if self.mode == "domain" else self.page_name
         )
-        return [i for i in _may_contain(link_urls, name) if self.matches(link_urls[i])]
+        return [i for i in may_contain(link_urls, name) if self.matches(link_urls[i])]
 
     def same_site_among(self, link_urls: Sequence[str]) -> list[int]:
         """Indices of the URLs of `link_urls` that are `same_site`, in order."""
-        candidates = _may_contain(link_urls, _dns_name(self.domain))
+        candidates = may_contain(link_urls, dns_name(self.domain))
         return [i for i in candidates if self.same_site(link_urls[i])]
 
 
-def _may_contain(link_urls: Sequence[str], name: str) -> Sequence[int]:
-    """Indices of the URLs of `link_urls` whose host may contain `name`, as `may_contain_name` says.
+def may_contain(link_urls: Sequence[str], name: str) -> Sequence[int]:
+    """Indices of the URLs of `link_urls` whose host may contain `name`, as `may_contain_name` says;
+    the URLs may be serialised or as written in an href.
 
-    Tested on all the URLs at once first, joined by a space (which no URL the parser writes holds):
-    on most pages, for most targets, no URL holds the name and none may hide it.
+    Tested on all the URLs at once first, joined by a space (no DNS name holds one, so no match
+    spans two URLs): on most pages, for most targets, no URL holds the name and none may hide it.
     """
     if not name:
         return range(len(link_urls))
@@ -309,7 +306,7 @@ def _has_control(text: str) -> bool:
     return "\t" in text or "\n" in text or "\r" in text
 
 
-def _dns_name(host: str) -> str:
+def dns_name(host: str) -> str:
     """`host` when it is a lower-case DNS name the parser leaves as it is (no IP address), else ""."""
     return host if _DNS_NAME.fullmatch(host) else ""
 

@@ -114,6 +114,8 @@ def _judge(claim: Claim, fetched: Fetched, signals: Indexing) -> _Verdict:
 def _read(claim: Claim, page: Page, signals: Indexing, *, indexable: bool) -> _Verdict:
     """Statuses 5 to 8, from the links of a parsed 2xx page."""
     target = urls.Target.of(claim.target_url, claim.match)
+    if not page.covers(target):
+        raise ValueError(f"the page was read for other targets than {claim.target_url!r}")
     links = page.links
     link_urls = [link.url for link in links]
     matches = [links[i] for i in target.matching(link_urls) if urls.is_http(link_urls[i])]
@@ -220,8 +222,8 @@ def is_challenge(fetched: Fetched) -> bool:
         name == "cf-mitigated" and value.strip().lower() == "challenge" for name, value in fetched.headers
     ):
         return True
-    if page is None or fetched.status not in CHALLENGE_STATUSES:
-        return False
+    if page is None or page.visible_text is None or fetched.status not in CHALLENGE_STATUSES:
+        return False  # (the engine reads every refusal's text: it reads pages for targets when 2xx only)
     return any(word in page.visible_text for word in CHALLENGE_WORDS)
 
 
@@ -238,7 +240,8 @@ def _indexing_flags(fetched: Fetched, signals: Indexing) -> set[Flag]:
 
 def _missing_flags(claim: Claim, page: Page, other_link: Link | None) -> set[Flag]:
     found = {Flag.WRONG_TARGET} if other_link is not None else set()
-    if mentions_host(page.visible_text, urls.host_key(claim.target_url)):
+    # A page read for targets holds its text whenever one of them is missing (`Page.visible_text`).
+    if page.visible_text is not None and mentions_host(page.visible_text, urls.host_key(claim.target_url)):
         found.add(Flag.UNLINKED_MENTION)
     return found
 

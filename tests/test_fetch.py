@@ -390,7 +390,7 @@ class TestFailures:
 
 class TestConnectionPool:
     async def test_idle_connections_are_bounded_least_recently_used_first(self, servers: Servers) -> None:
-        """After 12 hosts, only `concurrency` (4) idle connections stay open: the 4 most recent, reused."""
+        """After 12 hosts, only `max_idle_connections` (4) stay open: the 4 most recent, reused."""
         opened: dict[str, int] = {}
         open_now: dict[str, int] = {}
 
@@ -411,7 +411,7 @@ class TestConnectionPool:
 
         hosts = [f"127.0.4.{n}" for n in range(1, 13)]
         sites = [await servers.raw(keep_alive(host), host) for host in hosts]
-        async with fetcher(fast(concurrency=4)) as client:
+        async with fetcher(fast(max_idle_connections=4)) as client:
             for site in sites:
                 assert (await client.get(site.url("/"), max_bytes=100)).status == 200
             await asyncio.sleep(0.2)  # closes reach the servers

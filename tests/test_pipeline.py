@@ -385,16 +385,31 @@ class TestPages:
         assert (host.log.count("/"), host.log.count("/robots.txt")) == (1, 1)
 
     async def test_recently_finished_page_is_not_refetched(self, servers: Servers) -> None:
-        """A claim arriving after its page was fetched is judged from memory, not fetched again."""
-        host = await site(servers, "127.0.0.2", {"/a": respond(LINKED), "/b": respond(LINKED, delay=0.2)})
+        """A claim arriving after its page was fetched is judged from memory, not fetched again,
+        even for a target the page was not read for (its body is read again)."""
+        other = "https://other.example/deal"
+        page = LINKED.replace("</main>", f'<a href="{other}" rel="sponsored">deal</a> x.example</main>')
+        host = await site(servers, "127.0.0.2", {"/a": respond(page), "/b": respond(LINKED, delay=0.2)})
         claims = [
             Claim(host.url("/a"), TARGET),
             Claim(host.url("/b"), TARGET),
             Claim(host.url("/a"), "https://x.example/"),
+            Claim(host.url("/a"), other),
         ]
         results = await run(claims, fast(max_pending_pages=1))
-        assert len(results) == 3
+        by_target = {result.target_url: result for result in results if result.source_url.endswith("/a")}
+        assert len(results) == 4
         assert host.log.count("/a") == 1
+        assert by_target[TARGET].status is Status.VERIFIED
+        assert (by_target["https://x.example/"].status, by_target["https://x.example/"].flags) == (
+            Status.MISSING,
+            (Flag.UNLINKED_MENTION,),
+        )
+        assert (by_target[other].status, by_target[other].link and by_target[other].link.text) == (
+            Status.NOFOLLOW,
+            "deal",
+        )
+        assert by_target[TARGET].outbound_links == by_target[other].outbound_links == 2
 
     async def test_invalid_claims_become_results(self) -> None:
         """An InvalidClaim is turned into an invalid result without any request."""
