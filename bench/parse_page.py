@@ -71,7 +71,7 @@ def ours(body: bytes, content_type: str) -> tuple[float, float, float]:
     start = time.thread_time()
     decoded = decode.decode_html(body, content_type)
     decoded_at = time.thread_time()
-    page = extract.parse_page(decoded.text, PAGE_URL, utf8=decoded.utf8, targets=TARGETS)
+    page = extract.parse_page(decoded.utf8, PAGE_URL, targets=TARGETS)
     parsed_at = time.thread_time()
     fetched = Fetched(
         url=PAGE_URL,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # The WHATWG Encoding Standard's table: name, the Python codec whose mapping matches the WHATWG
 # decoder, then the labels; an indented line carries on the labels of the line above. GBK decodes
@@ -111,28 +111,30 @@ _XML_ENCODING = re.compile(rb"""^<\?xml[^>]*?\sencoding\s*=\s*["']([^"'>]*)["']"
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """A decoded body and the WHATWG name (lower-case) of the encoding it was decoded with."""
+    """A body as the HTML parser reads it, UTF-8, and the WHATWG name (lower-case) of the
+    encoding it was decoded from."""
 
-    text: str
+    utf8: bytes
+    """The text as UTF-8: a valid UTF-8 body itself (most pages), else the text re-encoded."""
     encoding: str
-    utf8: bytes | None = field(default=None, compare=False, repr=False)
-    """`text` encoded as UTF-8 when the body already was exactly that (most pages): the HTML
-    parser reads bytes, and this spares encoding the text again. None otherwise. Derived from
-    `text`, so left out of comparisons."""
+
+    @property
+    def text(self) -> str:
+        """The decoded text."""
+        return self.utf8.decode("utf-8", "replace")
 
 
 def decode_html(body: bytes, content_type: str | None) -> Decoded:
-    """`body` as text, its charset decided before parsing in the contract's order; never raises."""
+    """`body` as UTF-8, its charset decided before parsing in the contract's order; never raises."""
     encoding, bom = _bom_sniff(body)
     if encoding is None:
         encoding = header_charset(content_type) or _in_document(body, _essence(content_type))
     data = body[bom:] if bom else body
-    if encoding == "utf-8":
-        try:
-            return Decoded(data.decode("utf-8"), encoding, data)  # valid: the bytes are the text's own
-        except UnicodeDecodeError:
-            pass  # decoded again below, replacing what is wrong: the bytes are not the text's
-    return Decoded(_decode(data, encoding), encoding)
+    if encoding == "utf-8" and _is_valid_utf8(data):
+        return Decoded(data, encoding)  # the bytes are the text's own
+    # Bytes that are no UTF-8 are replaced here, as the standard's decoder does: Lexbor's own
+    # decoding differs (a sequence cut by a tag is completed by the bytes after the tag).
+    return Decoded(_decode(data, encoding).encode("utf-8", "surrogatepass"), encoding)
 
 
 def encoding_for_label(label: str) -> str | None:
@@ -235,6 +237,14 @@ def _detect(body: bytes) -> str:
     first = _NON_ASCII.search(body)
     start = max(0, first.start() - 1024) if first else 0
     return _guess(body[start : start + _SAMPLE_BYTES])
+
+
+def _is_valid_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _is_utf8(body: bytes) -> bool:

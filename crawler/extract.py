@@ -101,32 +101,31 @@ _CHALLENGE_TITLES = frozenset(
     }
 )
 _CHALLENGE_MARKERS = (
-    "cf-chl",  # Cloudflare challenge ids and classes (cf-chl-widget, cf-chl-bypass)
-    "cf_chl",  # Cloudflare challenge options and tokens (_cf_chl_opt, __cf_chl_tk)
-    "/cdn-cgi/challenge-platform/h/",  # Cloudflare challenge orchestration script
-    "_incapsula_resource",  # Imperva Incapsula
-    "px-captcha",  # PerimeterX / HUMAN
-    "captcha-delivery.com",  # DataDome
-    "sucuri_cloudproxy",  # Sucuri firewall
-    "gokuprops",  # AWS WAF challenge interstitial (window.gokuProps)
-    "awswafcaptcha",  # AWS WAF CAPTCHA (AwsWafCaptcha.renderCaptcha)
-    "g-recaptcha",  # a reCAPTCHA widget
-    "h-captcha",  # an hCaptcha widget
+    b"cf-chl",  # Cloudflare challenge ids and classes (cf-chl-widget, cf-chl-bypass)
+    b"cf_chl",  # Cloudflare challenge options and tokens (_cf_chl_opt, __cf_chl_tk)
+    b"/cdn-cgi/challenge-platform/h/",  # Cloudflare challenge orchestration script
+    b"_incapsula_resource",  # Imperva Incapsula
+    b"px-captcha",  # PerimeterX / HUMAN
+    b"captcha-delivery.com",  # DataDome
+    b"sucuri_cloudproxy",  # Sucuri firewall
+    b"gokuprops",  # AWS WAF challenge interstitial (window.gokuProps)
+    b"awswafcaptcha",  # AWS WAF CAPTCHA (AwsWafCaptcha.renderCaptcha)
+    b"g-recaptcha",  # a reCAPTCHA widget
+    b"h-captcha",  # an hCaptcha widget
 )
 
 
 def parse_page(
-    text: str,
+    html: str | bytes,
     url: str,
     *,
     index_agent: str = "Googlebot",
-    utf8: bytes | None = None,
     targets: Sequence[urls.Target] | None = None,
 ) -> Page:
-    """What the HTML `text` of the page at final URL `url` says; see the module docstring for the rules.
+    """What the page at final URL `url` says; see the module docstring for the rules.
 
-    `utf8`, when the caller has it (`decode.Decoded.utf8`), is `text` encoded as UTF-8: the
-    parser reads bytes, and the body it was decoded from spares encoding the text again.
+    `html` is the decoded text, or its UTF-8 bytes (`decode.Decoded.utf8`): the parser reads
+    bytes, so a body that came in UTF-8 is parsed without being decoded first.
 
     `targets`, when the claimed targets are known, spares the work a verdict on them never reads:
     only the links that may go to a target's registrable domain are read whole (text, rel,
@@ -134,8 +133,8 @@ def parse_page(
     no matching link (an unlinked mention is then looked for) or the page is thin (a challenge
     page, perhaps). `Page.covers` tells which targets the page was so read for.
     """
-    text = text.removeprefix("\ufeff")  # a byte-order mark left by a decoder is no text of the page
-    data = text.encode("utf-8", "surrogatepass") if utf8 is None else utf8.removeprefix(_UTF8_BOM)
+    data = html.encode("utf-8", "surrogatepass") if isinstance(html, str) else html
+    data = data.removeprefix(_UTF8_BOM)  # a byte-order mark left by a decoder is no text of the page
     tree = LexborHTMLParser(data, scripting=True)
     nodes, hrefs = _anchors(tree)
     base_href, metas = _base_and_metas(tree)
@@ -154,7 +153,7 @@ def parse_page(
         canonical=_canonical(tree.head, base_url),
         refresh_url=_refresh_url(metas, base_url),
         visible_text=visible_text,
-        bot_challenge=thin and _is_bot_challenge(text, _title(tree), visible_text or ""),
+        bot_challenge=thin and _is_bot_challenge(data, _title(tree), visible_text or ""),
         outbound_links=found.outbound,
         targets=None if targets is None else tuple(targets),
     )
@@ -284,20 +283,35 @@ def _links(
 ) -> _Found:
     """The page's http(s) links, in document order (the first `indexed` within the limit).
 
-    Only those whose href may hold one of `names` (all when None) are read whole; the others
-    are classified by `_kind`, without the WHATWG parser when their href is plainly written.
+    Only those whose href may hold one of `names` (all when None) are read whole, resolved by
+    the WHATWG parser; the others are only counted, classified by `_HREF` when plainly written.
     """
     counts = Counter(hrefs)  # pages repeat hrefs: each is classified once, in first-seen order
     whole = _read_whole(list(counts), names)
     urls_of: dict[str, str] = {}
     http_links = outbound = 0
     for href, times in counts.items():
-        url, other_host = _kind(href, base, read_whole=href in whole)
-        if url is False:
+        if href not in whole:
+            # One match tells most hrefs apart (this loop runs for every distinct href of every page).
+            written = _HREF.match(href)
+            if written is not None:
+                relative, _, host, port, scheme = written.groups()
+                if relative is not None:
+                    http_links += times * base.relative_is_http
+                    outbound += times * base.relative_outbound
+                    continue
+                if host is not None and "xn--" not in host and (port is None or int(port) <= _MAX_PORT):
+                    http_links += times
+                    outbound += times * (host != base.page_host)
+                    continue
+                if scheme is not None and scheme.lower() not in ("http", "https"):
+                    continue  # mailto:, javascript:, tel:...
+        url = _http(href, base.url)  # read whole, or unusual: the parser decides
+        if url is None:
             continue
         http_links += times
-        outbound += times * other_host
-        if url is not True:
+        outbound += times * (_host(url) != base.page_host)
+        if href in whole:
             urls_of[href] = url
     links = []
     contexts: dict[int, _Context] = {}
@@ -321,7 +335,7 @@ def _read_whole(hrefs: list[str], names: frozenset[str] | None) -> set[str]:
     if names is None:
         return set(hrefs)
     found = {hrefs[i] for name in names for i in urls.may_contain(hrefs, name)}
-    return {href for href in found if not _PLAIN_RELATIVE.match(href)}
+    return {href for href in found if (written := _HREF.match(href)) is None or written[1] is None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,39 +345,23 @@ class _Base:
     url: str
     page_host: str
     relative_is_http: bool
-    relative_other_host: bool
+    relative_outbound: bool
+    """A relative link is an http(s) link to another host than the page's (a `<base>` elsewhere)."""
 
     @classmethod
     def of(cls, url: str, page_host: str) -> _Base:
-        return cls(url, page_host, urls.is_http(url), urls.host_key(url) != page_host)
+        is_http = urls.is_http(url)
+        return cls(url, page_host, is_http, is_http and urls.host_key(url) != page_host)
 
 
 # An href that surely resolves to the base's host: empty, a query or fragment, a path from the
-# root (`/x`, but not `//host`, `/\host` nor a tab or newline, removed before parsing), or a path
+# root (`/x`, but not `//host`, `/\\host` nor a tab or newline, removed before parsing), or a path
 # whose first segment holds no `:` (which could end a scheme) and starts with no space or control.
-_PLAIN_RELATIVE = re.compile(r"$|[#?]|/(?![/\\\t\n\r])|[^\x00-\x20/\\:?#][^\t\n\r:/\\?#]*(?:[/\\?#]|$)")
-_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
-
-
-def _kind(href: str, base: _Base, *, read_whole: bool) -> tuple[str | bool, bool]:
-    """(what the link is, whether it goes to another host than the page's).
-
-    What it is: its resolved URL when `read_whole`, True when it is an http(s) link only
-    counted, False when it is no http(s) link (`mailto:`, `javascript:`, unparsable...).
-    """
-    if not read_whole:
-        if _PLAIN_RELATIVE.match(href):
-            return base.relative_is_http, base.relative_other_host
-        written = urls.written_host(href)
-        if written is not None:
-            return True, written[0] != base.page_host
-        scheme = _SCHEME.match(href)
-        if scheme is not None and scheme[1].lower() not in ("http", "https"):
-            return False, False
-    url = _http(href, base.url)  # read whole, or unusual: the parser decides
-    if url is None:
-        return False, False
-    return url if read_whole else True, _host(url) != base.page_host
+_PLAIN_RELATIVE = r"$|[#?]|/(?![/\\\t\n\r])|[^\x00-\x20/\\:?#][^\t\n\r:/\\?#]*(?:[/\\?#]|$)"
+# Five groups: a plain relative href; the scheme, host and port of an http(s) URL written as the
+# WHATWG parser writes it (`urls.written_host`); or the scheme of any other absolute URL.
+_HREF = re.compile(rf"({_PLAIN_RELATIVE})|{urls.WRITTEN_AUTHORITY}|([a-zA-Z][a-zA-Z0-9+.\-]*):")
+_MAX_PORT = 65535
 
 
 def _link_text(node: LexborNode, attrs: _Attributes) -> str:
@@ -593,7 +591,7 @@ def _visible_text(tree: LexborHTMLParser) -> str:
     return collapse(root.text(separator=" ")).lower() if root else ""
 
 
-def _is_bot_challenge(text: str, title: str, visible_text: str) -> bool:
+def _is_bot_challenge(data: bytes, title: str, visible_text: str) -> bool:
     """True for a CAPTCHA or WAF challenge page, given that it is thin (few links).
 
     The rule: a thin page (fewer than `CHALLENGE_MAX_LINKS` http(s) links and fewer than
@@ -605,5 +603,5 @@ def _is_bot_challenge(text: str, title: str, visible_text: str) -> bool:
         return False
     if title in _CHALLENGE_TITLES:
         return True
-    lowered = text.lower()
+    lowered = data.lower()  # ASCII letters only, as the markers are
     return any(marker in lowered for marker in _CHALLENGE_MARKERS)

@@ -47,7 +47,6 @@ log = logs.get_logger(__name__)
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 ACCEPT_ENCODING = "gzip, deflate, br"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-CHUNK = 64 * 1024
 # Real sites send more than aiohttp's default of 128 header lines (cookies, CSP, tracing).
 MAX_HEADERS = 512
 
@@ -422,17 +421,18 @@ async def _read(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
 
     aiohttp inflates gzip, deflate and br in pieces of at most its read buffer and stops
     reading the socket while the buffer is full, so a compression bomb costs no more memory
-    than the bytes we ask for.
+    than the bytes we ask for; each read returns what is buffered, up to what is still wanted.
     """
-    body = bytearray()
-    while len(body) <= limit:
-        chunk = await resp.content.read(min(CHUNK, limit + 1 - len(body)))
+    chunks = []
+    size = 0
+    while size <= limit:
+        chunk = await resp.content.read(limit + 1 - size)
         if not chunk:
             break
-        body += chunk
-    truncated = len(body) > limit
-    del body[limit:]
-    return bytes(body), truncated
+        chunks.append(chunk)
+        size += len(chunk)
+    body = b"".join(chunks)
+    return (body[:limit], True) if size > limit else (body, False)
 
 
 def _is_ip_literal(host: str) -> bool:

@@ -62,6 +62,8 @@ def configure(*, format: str | None = None, quiet: bool = False, stream: TextIO 
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     rendering = _rendering(chosen, (stream or sys.stderr).isatty())
+    global _configured_level  # one process-wide setting, as structlog's own
+    _configured_level = level
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, *rendering],
         wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -114,6 +116,10 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+# The level `configure` filtered structlog at: lines below it are dropped before structlog is
+# asked (a proxy and a bound logger per call, for every request's debug line). Unset (0) when an
+# application configured structlog itself, whose own filter then decides.
+_configured_level = 0
 
 
 class LibraryLogger:
@@ -146,6 +152,8 @@ class LibraryLogger:
 
     def _log(self, level: str, event: str, fields: dict[str, Any]) -> None:
         if structlog.is_configured():
+            if _LEVELS[level] < _configured_level:
+                return
             getattr(structlog.get_logger(self.name), level)(event, **fields)
         elif self._standard.isEnabledFor(_LEVELS[level]):
             exc_info = fields.pop("exc_info", None)

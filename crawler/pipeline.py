@@ -234,10 +234,9 @@ class PageFetcher:
         if claims and 200 <= (answer.status or 0) < 300:
             targets = list(dict.fromkeys(urls.Target.of(claim.target_url, claim.match) for claim in claims))
         page = extract.parse_page(
-            decoded.text,
+            decoded.utf8,
             answer.url,
             index_agent=self._settings.index_agent,
-            utf8=decoded.utf8,
             targets=targets,
         )
         return page, decoded.encoding

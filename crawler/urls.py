@@ -27,11 +27,13 @@ _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 # the characters that end it), a lower-case DNS name whose last label is no number (the parser would
 # read it as IPv4) with one trailing dot at most, or a dotted quad; a port without leading zero.
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_WRITTEN_AUTHORITY = re.compile(
+WRITTEN_AUTHORITY = (
     r"(https?)://(?:[^/?#\\@]*@)?"
     rf"((?:[a-z0-9-]+\.)*[a-z-][a-z0-9-]*\.?|(?:{_OCTET}\.){{3}}{_OCTET})"
     r"(?::([1-9][0-9]{0,4}))?(?=[/?#\\]|$)"
 )
+"""A regular expression of three groups (scheme, host, port): see `written_host`."""
+_WRITTEN_AUTHORITY = re.compile(WRITTEN_AUTHORITY)
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 # Entries per cache below: the URLs and hosts a run repeats come back soon (the claims of one page,
 # a campaign's targets); a bigger cache would only hold a million-claim run's memory for nothing.

@@ -145,7 +145,7 @@ class TestCharsetOrder:
         """A meta past the first 1024 bytes is ignored: an ASCII page stays windows-1252."""
         body = page("plain ascii", "<!--" + "x" * 1100 + '--><meta charset="shift_jis">').encode("ascii")
         assert prescan(body) is None
-        assert decode_html(body, None) == Decoded(body.decode("ascii"), "windows-1252")
+        assert decode_html(body, None) == Decoded(body, "windows-1252")
 
     def test_late_meta_never_overrides_utf8_bytes(self) -> None:
         """Valid UTF-8 bytes decode as UTF-8 even when a meta past 1024 bytes says otherwise."""
@@ -155,7 +155,8 @@ class TestCharsetOrder:
     def test_late_meta_decides_bytes_that_are_not_utf8(self) -> None:
         """Detection takes a meta past 1024 bytes as its evidence when the bytes are not UTF-8."""
         body = page(RUSSIAN, "<script>" + "x" * 1100 + '</script><meta charset="koi8-r">').encode("koi8_r")
-        assert decode_html(body, "text/html") == Decoded(body.decode("koi8_r"), "koi8-r")
+        decoded = decode_html(body, "text/html")
+        assert (decoded.text, decoded.encoding) == (body.decode("koi8_r"), "koi8-r")
 
     @pytest.mark.parametrize(("end", "found"), [(1023, True), (1024, False), (1025, False)])
     def test_prescan_window_is_1024_bytes(self, end: int, found: bool) -> None:
@@ -181,7 +182,8 @@ class TestDetection:
     def test_undeclared_pages(self, text: str, codec: str, encoding: str) -> None:
         """A page declaring nothing is decoded by detection, correctly for common encodings."""
         body = page(text).encode(codec)
-        assert decode_html(body, "text/html") == Decoded(page(text), encoding)
+        decoded = decode_html(body, "text/html")
+        assert (decoded.text, decoded.encoding) == (page(text), encoding)
 
     def test_ascii_is_windows_1252(self) -> None:
         """An undeclared ASCII page reports the HTML standard's default encoding."""
@@ -224,26 +226,27 @@ class TestDecoding:
     def test_invalid_utf8_is_replaced(self) -> None:
         """Bytes that are not UTF-8 in a page declared UTF-8 become U+FFFD, never an error."""
         decoded = decode_html(b"<p>a\xffb\xc3</p>", "text/html; charset=utf-8")
-        assert decoded == Decoded("<p>a\ufffdb\ufffd</p>", "utf-8")
+        assert (decoded.text, decoded.encoding) == ("<p>a\ufffdb\ufffd</p>", "utf-8")
 
     @pytest.mark.parametrize(
         ("body", "content_type", "utf8"),
         [
             (b"<p>\xc3\xa9t\xc3\xa9</p>", "text/html; charset=utf-8", b"<p>\xc3\xa9t\xc3\xa9</p>"),
             (b"\xef\xbb\xbf<p>x</p>", "text/html; charset=latin1", b"<p>x</p>"),
-            (b"<p>plain</p>", None, None),  # ASCII undeclared is windows-1252: decoded, not copied
-            (b"<p>a\xffb</p>", "text/html; charset=utf-8", None),
-            (b"<p>\xe9</p>", "text/html; charset=windows-1252", None),
+            (b"<p>plain</p>", None, b"<p>plain</p>"),
+            (b"<p>a\xffb</p>", "text/html; charset=utf-8", b"<p>a\xef\xbf\xbdb</p>"),
+            (b"<p>\xe9</p>", "text/html; charset=windows-1252", b"<p>\xc3\xa9</p>"),
         ],
     )
-    def test_utf8_bytes_kept_only_when_they_are_the_text(
-        self, body: bytes, content_type: str | None, utf8: bytes | None
+    def test_utf8_is_the_body_itself_when_it_is_valid_utf8(
+        self, body: bytes, content_type: str | None, utf8: bytes
     ) -> None:
-        """The body is handed on as the text's UTF-8 only when it decoded as valid UTF-8 unchanged."""
+        """A valid UTF-8 body is handed on as it came; others are decoded and re-encoded."""
         decoded = decode_html(body, content_type)
         assert decoded.utf8 == utf8
-        if utf8 is not None:
-            assert decoded.utf8 == decoded.text.encode("utf-8")
+        assert decoded.text == body.removeprefix(b"\xef\xbb\xbf").decode(
+            "utf-8" if decoded.encoding == "utf-8" else "cp1252", "replace"
+        )
 
     def test_gb18030_lone_0x80_is_the_euro_sign(self) -> None:
         """The WHATWG GBK decoder reads a lone 0x80 as the euro sign."""
@@ -256,7 +259,9 @@ class TestDecoding:
 
     def test_replacement_encoding_yields_one_replacement_character(self) -> None:
         """ISO-2022-KR and friends decode to a single U+FFFD, as the Encoding Standard says."""
-        assert decode_html(b"<p>hi</p>", "text/html; charset=iso-2022-kr") == Decoded("\ufffd", "replacement")
+        assert decode_html(b"<p>hi</p>", "text/html; charset=iso-2022-kr") == Decoded(
+            b"\xef\xbf\xbd", "replacement"
+        )
 
     def test_xhtml_uses_its_xml_declaration(self) -> None:
         """application/xhtml+xml follows the XML declaration, and UTF-8 without one."""

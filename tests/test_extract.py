@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crawler import urls
+from crawler.decode import decode_html
 from crawler.extract import COMMENT_MARKERS, INDEX_LIMIT_BYTES, collapse, parse_page, rel_tokens
 from crawler.models import Link, Page, Region
 
@@ -589,7 +590,34 @@ def test_never_raises(html: str, url: str) -> None:
 def test_utf8_bytes_parse_as_the_text(html: str, url: str) -> None:
     """Handing the parser the text's UTF-8 bytes gives the same page as handing it the text."""
     html = "\ufeff" + html if len(html) % 2 else html
-    assert parse_page(html, url, utf8=html.encode("utf-8", "surrogatepass")) == parse_page(html, url)
+    assert parse_page(html.encode("utf-8", "surrogatepass"), url) == parse_page(html, url)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(
+        st.sampled_from(
+            [
+                b'<a href="/x">',
+                b"</a>",
+                b"\xc3",
+                b"\xa9",
+                b"\xf0\x9f",
+                b"\xed\xa0\x80",
+                b"\xff",
+                b"caf\xc3\xa9 ",
+            ]
+        ),
+        max_size=30,
+    )
+)
+def test_bytes_not_utf8_parse_as_python_replaces_them(parts: list[bytes]) -> None:
+    """A body said to be UTF-8 but holding other bytes reads as the standard's decoder reads it
+    (a U+FFFD per maximal subpart), also where a tag cuts a sequence (Lexbor would join it)."""
+    body = b"<p>" + b"".join(parts)
+    url = "https://example.org/"
+    decoded = decode_html(body, "text/html; charset=utf-8")
+    assert parse_page(decoded.utf8, url) == parse_page(body.decode("utf-8", "replace"), url)
 
 
 @settings(max_examples=200, deadline=None)
