@@ -32,6 +32,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterab
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from crawler import decode, extract, logs, urls, verdict
 from crawler.config import Settings
@@ -259,8 +260,11 @@ class PageFetcher:
     ) -> Fetched:
         policy = (await self._robots.get(urls.origin(answer.url))).policy
         token, agent = self._settings.product_token, self._settings.index_agent
-        return replace(
-            self._fetched(url, answer.url, trail, reason=reason),
+        return self._fetched(
+            url,
+            answer.url,
+            trail,
+            reason=reason,
             status=answer.status,
             headers=answer.headers,
             content_type=answer.header("content-type"),
@@ -273,7 +277,7 @@ class PageFetcher:
         )
 
     @staticmethod
-    def _fetched(url: str, final_url: str, trail: _Trail, *, reason: str | None) -> Fetched:
+    def _fetched(url: str, final_url: str, trail: _Trail, *, reason: str | None, **response: Any) -> Fetched:
         return Fetched(
             url=url,
             reason=reason,
@@ -282,6 +286,7 @@ class PageFetcher:
             elapsed_ms=round(trail.elapsed * 1000),
             attempts=trail.attempts,
             crawl_delay_capped=trail.capped,
+            **response,
         )
 
 

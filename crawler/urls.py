@@ -114,6 +114,7 @@ def host_key(url: str) -> str:
     return parsed.hostname.lower() if parsed is not None else ""
 
 
+@lru_cache(maxsize=_CACHED)
 def origin(url: str) -> str:
     """scheme://host[:port] of `url`: the unit robots.txt applies to."""
     parsed = parse(url)
