@@ -40,7 +40,7 @@ class Settings:
     max_bytes: int = 5 * 1024 * 1024
     max_robots_bytes: int = 500 * 1024
     max_header_bytes: int = 65536
-    max_pending_pages: int = 4096
+    max_pending_pages: int = 1024
     obey_robots: bool = True
     allow_private: bool = False
     verify_tls: bool = True

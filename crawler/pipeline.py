@@ -86,22 +86,35 @@ class RobotsCache:
     def __init__(self, fetcher: Fetcher, settings: Settings) -> None:
         self._fetcher = fetcher
         self._settings = settings
-        self._entries: OrderedDict[str, tuple[float, asyncio.Task[RobotsAnswer]]] = OrderedDict()
+        # An origin's answer, or the task fetching it while it is not known yet.
+        self._entries: OrderedDict[str, tuple[float, RobotsAnswer | asyncio.Task[RobotsAnswer]]] = (
+            OrderedDict()
+        )
         self._loading: set[asyncio.Task[RobotsAnswer]] = set()
 
     async def get(self, origin: str) -> RobotsAnswer:
         """The answer for `origin` (scheme://host[:port]), fetching robots.txt when not known."""
         entry = self._entries.get(origin)
         if entry is None or time.monotonic() - entry[0] > ROBOTS_TTL:
-            entry = (time.monotonic(), asyncio.create_task(self._load(origin)))
-            self._loading.add(entry[1])
-            entry[1].add_done_callback(self._loading.discard)
-            self._entries[origin] = entry
+            task = asyncio.create_task(self._load(origin))
+            self._loading.add(task)
+            task.add_done_callback(lambda done: self._settle(origin, done))
+            entry = self._entries[origin] = (time.monotonic(), task)
             if len(self._entries) > ROBOTS_ORIGINS:
                 self._entries.popitem(last=False)
         self._entries.move_to_end(origin)
+        known = entry[1]
+        if isinstance(known, RobotsAnswer):
+            return known
         # Shielded: one asker giving up must not cancel the fetch the others wait for.
-        return await asyncio.shield(entry[1])
+        return await asyncio.shield(known)
+
+    def _settle(self, origin: str, task: asyncio.Task[RobotsAnswer]) -> None:
+        """Keep the answer rather than its finished task (a task weighs more than many policies)."""
+        self._loading.discard(task)
+        entry = self._entries.get(origin)
+        if entry is not None and entry[1] is task and not task.cancelled() and task.exception() is None:
+            self._entries[origin] = (entry[0], task.result())
 
     def cancel(self) -> list[asyncio.Task[RobotsAnswer]]:
         """Cancel every robots.txt fetch in flight; returns them to be awaited."""

@@ -2,14 +2,9 @@
 
 Every server records what it saw (request start times, paths, headers, the peak number of
 requests in flight), so tests measure politeness on the server side. `running()` gives a
-factory that stops every server it started; a test module wraps it in a fixture:
+factory that stops every server it started; conftest.py makes it the `servers` fixture:
 
-    from servers import Servers, respond, running
-
-    @pytest.fixture
-    async def servers() -> AsyncIterator[Servers]:
-        async with running() as factory:
-            yield factory
+    from servers import Servers, respond
 
     async def test_x(servers: Servers) -> None:
         site = await servers.app({"/": respond("<a href=/x>x</a>")}, host="127.0.0.2")

@@ -12,14 +12,14 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog.testing
-from servers import Server, Servers, respond, running
+from servers import Server, Servers, respond
 
 from crawler import display
 from crawler.export import csv_header, csv_row, neutralise
@@ -47,12 +47,6 @@ class Done:
     stdout: str
     stderr: str
     seconds: float
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with running() as factory:
-        yield factory
 
 
 @pytest.fixture

@@ -7,23 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
 
 import pytest
 import trustme
 from contract import TARGET, closed_port, html, judge, link_of, linked, settings, verify_all
-from servers import Servers, redirect, respond, running
+from servers import Servers, redirect, respond
 
 import crawler
 from crawler import Flag, Status
 
 ROBOTS = "/robots.txt"
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with running() as factory:
-        yield factory
 
 
 class TestStatuses:

@@ -10,14 +10,13 @@ import io
 import json
 import os
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from contract import TARGET, cli, html, linked, rows
-from servers import Server, Servers, redirect, respond, running
+from servers import Server, Servers, redirect, respond
 
 import crawler
 
@@ -60,12 +59,6 @@ STATUSES = (
     "nofollow",
     "verified",
 )
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with running() as factory:
-        yield factory
 
 
 @pytest.fixture

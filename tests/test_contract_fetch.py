@@ -12,18 +12,12 @@ import brotli
 import pytest
 from aiohttp import web
 from contract import TARGET, judge, linked, settings, verify_all
-from servers import Servers, respond, running
+from servers import Servers, respond
 
 import crawler
 from crawler import Flag, Status
 
 GAP_TOLERANCE = 0.05
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with running() as factory:
-        yield factory
 
 
 def gaps(starts: list[float]) -> list[float]:

@@ -13,15 +13,9 @@ from pathlib import Path
 
 import pytest
 from contract import TARGET, linked, settings
-from servers import Server, Servers, respond, running
+from servers import Server, Servers, respond
 
 import crawler
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with running() as factory:
-        yield factory
 
 
 @pytest.fixture

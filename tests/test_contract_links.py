@@ -4,20 +4,12 @@ the charset order, and instant meta refreshes, through `import crawler` against 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from contract import TARGET, html, judge, link_of, linked, settings, verify_all
-from servers import Servers, redirect, respond, running
+from servers import Servers, redirect, respond
 
 import crawler
 from crawler import Flag, Region, Status
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with running() as factory:
-        yield factory
 
 
 async def page_result(servers: Servers, body: str, **claim: object) -> Status:

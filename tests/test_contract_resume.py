@@ -7,20 +7,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from contract import TARGET, cli, environ, linked, rows
-from servers import Server, Servers, respond, running
+from servers import Server, Servers, respond
 
 PAGES = 8
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with running() as factory:
-        yield factory
 
 
 @pytest.fixture

@@ -5,25 +5,19 @@ through `import crawler` against loopback servers.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 
 import pytest
 from aiohttp import web
 from contract import TARGET, html, judge, linked, settings, verify_all
 from multidict import CIMultiDict
-from servers import Handler, Servers, redirect, respond, running
+from servers import Handler, Servers, redirect, respond
 
 import crawler
 from crawler import Flag, Status
 
 ROBOTS = "/robots.txt"
 GAP_TOLERANCE = 0.05
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with running() as factory:
-        yield factory
 
 
 def robots(text: str, status: int = 200) -> dict[str, Handler]:

@@ -8,12 +8,11 @@ import asyncio
 import dataclasses
 import json
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from contract import TARGET, Done, cli, linked
-from servers import Server, Servers, respond, running
+from servers import Server, Servers, respond
 
 import crawler
 
@@ -35,12 +34,6 @@ VALUES: dict[str, object] = {
     "allow_private": True,
 }
 """The settings section 6 names, with a value for a fast loopback run."""
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with running() as factory:
-        yield factory
 
 
 @pytest.fixture

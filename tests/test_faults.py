@@ -15,13 +15,12 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from servers import Server, Servers, respond, running
+from servers import Server, Servers, respond
 
 TARGET = "https://target.example/landing"
 LINKED = f'<html><body><main><a href="{TARGET}">anchor</a></main></body></html>'
@@ -34,12 +33,6 @@ PAGE_SECONDS = 0.2
 # first request reached the server: fetching, deciding, saving (every second).
 STARTUP_WINDOW = (0.05, 0.8)
 CRAWL_WINDOW = (0.1, 2.5)
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with running() as factory:
-        yield factory
 
 
 def _environ() -> dict[str, str]:

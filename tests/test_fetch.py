@@ -18,7 +18,7 @@ import brotli
 import pytest
 import trustme
 from aiohttp import web
-from servers import Servers, redirect, respond, running
+from servers import Servers, redirect, respond
 
 from crawler.config import Settings
 from crawler.fetch import Chain, Fetcher, forbidden_address, reason_of
@@ -30,12 +30,6 @@ TOLERANCE = 0.15
 # Upper bounds only prove "ended long before the server would have": generous for busy CI machines.
 SLACK = 1.0
 BOMB_BYTES = 128 * 1024 * 1024
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with running() as factory:
-        yield factory
 
 
 def fast(**changes: Any) -> Settings:

@@ -17,7 +17,7 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -27,7 +27,7 @@ import brotli
 import pytest
 import trustme
 from aiohttp import web
-from servers import Handler, RawHandler, Server, Servers, redirect, respond, running
+from servers import Handler, RawHandler, Server, Servers, redirect, respond
 
 from crawler.config import Settings
 from crawler.fetch import MAX_HEADERS
@@ -51,12 +51,6 @@ BOMB_GIB = 4
 ROBOTS_404 = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 RawPage = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with running() as factory:
-        yield factory
 
 
 def fast(**changes: Any) -> Settings:

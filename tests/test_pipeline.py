@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from servers import Handler, Server, Servers, redirect, respond, running
+from servers import Handler, Server, Servers, redirect, respond
 
 import crawler
 from crawler.config import Settings
@@ -26,12 +26,6 @@ GAP_TOLERANCE = 0.05
 TARGET = "https://target.example/landing"
 LINKED = f'<html><body><main><p>text</p><a href="{TARGET}">anchor</a></main></body></html>'
 ALLOW_ALL = "User-agent: *\nAllow: /\n"
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with running() as factory:
-        yield factory
 
 
 def fast(**changes: Any) -> Settings:

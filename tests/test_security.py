@@ -18,13 +18,13 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from servers import Handler, Server, Servers, redirect, respond, running
+from servers import Handler, Server, Servers, redirect, respond
 
 from crawler.config import Settings
 from crawler.fetch import Fetcher, ForbiddenAddressError, GuardedResolver, forbidden_address
@@ -39,12 +39,6 @@ ALLOW_ALL = "User-agent: *\nAllow: /\n"
 PUBLIC = "93.184.216.34"
 # A refusal happens before any connection: no connect timeout is ever waited for.
 FAST = 1.0
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    async with running() as factory:
-        yield factory
 
 
 def guarded(**changes: Any) -> Settings:
