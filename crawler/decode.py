@@ -240,6 +240,8 @@ def _detect(body: bytes) -> str:
 
 
 def _is_valid_utf8(data: bytes) -> bool:
+    if data.isascii():  # many pages, told at memory speed
+        return True
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:

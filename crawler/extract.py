@@ -290,27 +290,26 @@ def _links(
     whole = _read_whole(list(counts), names)
     urls_of: dict[str, str] = {}
     http_links = outbound = 0
+    match, page_host = _HREF.match, base.page_host  # locals: this loop runs for every distinct href
     for href, times in counts.items():
-        if href not in whole:
-            # One match tells most hrefs apart (this loop runs for every distinct href of every page).
-            written = _HREF.match(href)
-            if written is not None:
-                relative, _, host, port, scheme = written.groups()
-                if relative is not None:
-                    http_links += times * base.relative_is_http
-                    outbound += times * base.relative_outbound
-                    continue
-                if host is not None and "xn--" not in host and (port is None or int(port) <= _MAX_PORT):
-                    http_links += times
-                    outbound += times * (host != base.page_host)
-                    continue
-                if scheme is not None and scheme.lower() not in ("http", "https"):
+        if href not in whole and (written := match(href)) is not None:
+            group = written.lastindex  # which alternative matched: see `_HREF`
+            if group == _RELATIVE:
+                http_links += times * base.relative_is_http
+                outbound += times * base.relative_outbound
+                continue
+            if group == _OTHER_SCHEME:
+                if written[group].lower() not in ("http", "https"):
                     continue  # mailto:, javascript:, tel:...
+            elif "xn--" not in (host := written[_HOST]) and int(written[_PORT] or 0) <= _MAX_PORT:
+                http_links += times
+                outbound += times * (host != page_host)
+                continue
         url = _http(href, base.url)  # read whole, or unusual: the parser decides
         if url is None:
             continue
         http_links += times
-        outbound += times * (_host(url) != base.page_host)
+        outbound += times * (_host(url) != page_host)
         if href in whole:
             urls_of[href] = url
     links = []
@@ -361,6 +360,7 @@ _PLAIN_RELATIVE = r"$|[#?]|/(?![/\\\t\n\r])|[^\x00-\x20/\\:?#][^\t\n\r:/\\?#]*(?
 # Five groups: a plain relative href; the scheme, host and port of an http(s) URL written as the
 # WHATWG parser writes it (`urls.written_host`); or the scheme of any other absolute URL.
 _HREF = re.compile(rf"({_PLAIN_RELATIVE})|{urls.WRITTEN_AUTHORITY}|([a-zA-Z][a-zA-Z0-9+.\-]*):")
+_RELATIVE, _HOST, _PORT, _OTHER_SCHEME = 1, 3, 4, 5
 _MAX_PORT = 65535
 
 
