@@ -129,9 +129,11 @@ class Samples:
             status = Path(f"/proc/{pid}/status").read_text()
         except (FileNotFoundError, ProcessLookupError):
             return  # it just ended
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if "VmRSS" not in fields:
+            return  # it has exited and not been reaped yet: no memory left to read
         self.fds.append(len(names))
         self.sockets.append(sum(link.startswith("socket:") for link in links))
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         self.rss_kib.append(int(fields["VmRSS"].split()[0]))
         self.hwm_kib = max(self.hwm_kib, int(fields["VmHWM"].split()[0]))
 
