@@ -16,24 +16,28 @@ and decides a verdict (`Status`) with facts beside it (`Flag`).
         info = await crawler.verify_into(store, crawler.read_claims("claims.csv"))
 """
 
-from crawler.batch import verify_into
-from crawler.claims import InputError, read_claims
-from crawler.config import Settings, __version__
-from crawler.models import (
-    Claim,
-    ClaimError,
-    ExpectedRel,
-    Flag,
-    InvalidClaim,
-    Link,
-    MatchMode,
-    Redirect,
-    Region,
-    Result,
-    Status,
-)
-from crawler.pipeline import verify
-from crawler.store import Report, RunInfo, Store, StoreError
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from crawler.batch import verify_into
+    from crawler.claims import InputError, read_claims
+    from crawler.config import Settings, __version__
+    from crawler.models import (
+        Claim,
+        ClaimError,
+        ExpectedRel,
+        Flag,
+        InvalidClaim,
+        Link,
+        MatchMode,
+        Redirect,
+        Region,
+        Result,
+        Status,
+    )
+    from crawler.pipeline import verify
+    from crawler.store import Report, RunInfo, Store, StoreError
 
 __all__ = [
     "Claim",
@@ -58,3 +62,44 @@ __all__ = [
     "verify",
     "verify_into",
 ]
+
+# The module of each public name. They are imported on first use: `import crawler` stays cheap,
+# and the command installs its signal handlers before the engine (aiohttp...) is imported.
+_HOMES = {
+    "verify_into": "crawler.batch",
+    "InputError": "crawler.claims",
+    "read_claims": "crawler.claims",
+    "Settings": "crawler.config",
+    "__version__": "crawler.config",
+    "verify": "crawler.pipeline",
+    **dict.fromkeys(
+        [
+            "Claim",
+            "ClaimError",
+            "ExpectedRel",
+            "Flag",
+            "InvalidClaim",
+            "Link",
+            "MatchMode",
+            "Redirect",
+            "Region",
+            "Result",
+            "Status",
+        ],
+        "crawler.models",
+    ),
+    **dict.fromkeys(["Report", "RunInfo", "Store", "StoreError"], "crawler.store"),
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'crawler' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

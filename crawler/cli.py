@@ -56,8 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     # Until a run installs its own handlers, SIGTERM stops the command like Ctrl-C: exit 130.
     signal.signal(signal.SIGTERM, _interrupt)
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return int(args.handler(args))
     except (ConfigError, InputError, OutputError, StoreError, UsageError) as error:
         print(f"crawler: error: {error}", file=sys.stderr)

@@ -406,6 +406,37 @@ class TestEntryPoints:
         assert out.decode() == module.stdout
         assert module.stdout.startswith("crawler ")
 
+    @pytest.mark.parametrize("entry", ["script", "module"])
+    def test_sigterm_while_starting_is_an_interrupt(self, tmp_path: Path, entry: str) -> None:
+        """SIGTERM while the command still imports its modules ends it with 130, as a stopped run."""
+        (tmp_path / "claims.csv").write_text(f"source_url,target_url\nhttp://127.0.0.2:9/,{TARGET}\n")
+        script = [str(Path(sys.executable).with_name("crawler"))]
+        command = script if entry == "script" else [sys.executable, "-m", "crawler"]
+        with subprocess.Popen(
+            [*command, "verify", "claims.csv", "--db", "c.sqlite"],
+            cwd=tmp_path,
+            env=_environ(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        ) as process:
+            time.sleep(0.15)  # the interpreter has started; the imports take some 0.3 s more
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=30)
+        assert process.returncode == 130, err.decode()
+        assert b"Traceback" not in err
+
+    def test_import_crawler_loads_the_engine_on_first_use(self) -> None:
+        """`import crawler` is cheap (no aiohttp yet); each public name loads its module when used."""
+        code = (
+            "import sys, crawler\n"
+            "print('aiohttp' in sys.modules)\n"
+            "print(all(getattr(crawler, name) is not None for name in crawler.__all__))\n"
+            "print(sorted(crawler._HOMES) == sorted(crawler.__all__))\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        assert out.split() == ["False", "True", "True"]
+
     def test_export_to_a_reader_that_goes_away(self, tmp_path: Path) -> None:
         """`crawler export | head` ends with exit 141 and no traceback when the reader stops reading."""
         rows = "".join(f"ftp://x{i}.example/,{TARGET}\n" for i in range(3000))

@@ -18,8 +18,8 @@ class TestPublicSurface:
         """`__all__` lists every public name of `crawler` and nothing else (modules aside)."""
         public = {
             name
-            for name, value in vars(crawler).items()
-            if not name.startswith("_") and not isinstance(value, type(sys))
+            for name in dir(crawler)
+            if not name.startswith("_") and not isinstance(getattr(crawler, name), type(sys))
         }
         assert sorted(crawler.__all__) == crawler.__all__
         assert set(crawler.__all__) == public | {"__version__"}
