@@ -6,8 +6,7 @@ The command line adds signals, a progress bar and an output stream around the sa
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
-from typing import cast
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 
 from crawler import pipeline
 from crawler.config import Settings
@@ -53,10 +52,8 @@ async def _import(store: Store, run: Run, claims: Iterable[Item] | AsyncIterable
 
 async def verify_pending(store: Store, run: Run, settings: Settings, on_result: ResultSink | None) -> None:
     """Verify the claims of `run` that have no result yet, saving each result in batches."""
-    # verify is an async generator (annotated as an iterator): closed at once if we stop early.
-    verified = cast(
-        AsyncGenerator[Result, None], pipeline.verify(store.pending(run), settings, run_id=run.id)
-    )
+    # aclosing: the generator is closed at once if we stop early, not at garbage collection.
+    verified = pipeline.verify(store.pending(run), settings, run_id=run.id)
     async with store.writer() as writer, contextlib.aclosing(verified) as results:
         async for result in results:
             await writer.add(result)

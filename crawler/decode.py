@@ -130,7 +130,7 @@ def decode_html(body: bytes, content_type: str | None) -> Decoded:
     if encoding is None:
         encoding = header_charset(content_type) or _in_document(body, _essence(content_type))
     data = body[bom:] if bom else body
-    if encoding == "utf-8" and _is_valid_utf8(data):
+    if encoding == "utf-8" and _is_utf8(data):
         return Decoded(data, encoding)  # the bytes are the text's own
     # Bytes that are no UTF-8 are replaced here, as the standard's decoder does: Lexbor's own
     # decoding differs (a sequence cut by a tag is completed by the bytes after the tag).
@@ -229,7 +229,7 @@ def _detect(body: bytes) -> str:
     """
     if body.isascii():
         return _DEFAULT
-    if _is_utf8(body):
+    if _is_utf8(body, cut_short=True):
         return "utf-8"
     late = prescan(body[:_LATE_SCAN_BYTES], limit=_LATE_SCAN_BYTES)
     if late is not None:
@@ -239,22 +239,15 @@ def _detect(body: bytes) -> str:
     return _guess(body[start : start + _SAMPLE_BYTES])
 
 
-def _is_valid_utf8(data: bytes) -> bool:
+def _is_utf8(data: bytes, *, cut_short: bool = False) -> bool:
+    """Valid UTF-8; with `cut_short`, also when one character is cut short at the end (a body cut
+    at max_bytes may be UTF-8 still, but is not valid as it is)."""
     if data.isascii():  # many pages, told at memory speed
         return True
     try:
         data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _is_utf8(body: bytes) -> bool:
-    """Valid UTF-8, allowing one character cut short at the end (a body cut at max_bytes)."""
-    try:
-        body.decode("utf-8")
     except UnicodeDecodeError as error:
-        return error.reason == "unexpected end of data" and error.end == len(body)
+        return cut_short and error.reason == "unexpected end of data" and error.end == len(data)
     return True
 
 

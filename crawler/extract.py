@@ -143,7 +143,8 @@ def parse_page(
     found = _links(nodes, hrefs, base, _indexed_count(data, len(hrefs)), _names(targets, base_url))
     thin = found.http_links < CHALLENGE_MAX_LINKS
     visible_text = None
-    if targets is None or thin or any(not target.matching(found.urls) for target in targets):
+    link_urls = [link.url for link in found.links]
+    if targets is None or thin or any(not target.matching(link_urls) for target in targets):
         visible_text = _visible_text(tree)  # last: it strips the tree of what is unseen
     return Page(
         url=url,
@@ -270,8 +271,6 @@ def _names(targets: Sequence[urls.Target] | None, base_url: str) -> frozenset[st
 class _Found:
     links: tuple[Link, ...]
     """The http(s) links read whole."""
-    urls: list[str]
-    """Their URLs."""
     http_links: int
     """How many links of the page are http(s), read whole or not."""
     outbound: int
@@ -301,7 +300,7 @@ def _links(
             if group == _OTHER_SCHEME:
                 if written[group].lower() not in ("http", "https"):
                     continue  # mailto:, javascript:, tel:...
-            elif "xn--" not in (host := written[_HOST]) and int(written[_PORT] or 0) <= _MAX_PORT:
+            elif urls.kept_as_written(host := written[_HOST], written[_PORT]):
                 http_links += times
                 outbound += times * (host != page_host)
                 continue
@@ -323,7 +322,7 @@ def _links(
         text = _link_text(node, attrs)
         # Positional: a frozen dataclass is built noticeably faster so.
         links.append(Link(href, urls_of[href], text, rel, hidden, context.region, position >= indexed))
-    return _Found(tuple(links), [link.url for link in links], http_links, outbound)
+    return _Found(tuple(links), http_links, outbound)
 
 
 def _read_whole(hrefs: list[str], names: frozenset[str] | None) -> set[str]:
@@ -361,7 +360,6 @@ _PLAIN_RELATIVE = r"$|[#?]|/(?![/\\\t\n\r])|[^\x00-\x20/\\:?#][^\t\n\r:/\\?#]*(?
 # WHATWG parser writes it (`urls.written_host`); or the scheme of any other absolute URL.
 _HREF = re.compile(rf"({_PLAIN_RELATIVE})|{urls.WRITTEN_AUTHORITY}|([a-zA-Z][a-zA-Z0-9+.\-]*):")
 _RELATIVE, _HOST, _PORT, _OTHER_SCHEME = 1, 3, 4, 5
-_MAX_PORT = 65535
 
 
 def _link_text(node: LexborNode, attrs: _Attributes) -> str:

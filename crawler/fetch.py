@@ -354,7 +354,7 @@ class IdleBoundConnector(aiohttp.TCPConnector):
     def _release(self, key: ConnectionKey, protocol: ResponseHandler, *, should_close: bool = False) -> None:
         super()._release(key, protocol, should_close=should_close)
         pool = self._conns
-        idle = sum(len(conns) for conns in pool.values())
+        idle = self.idle
         while idle > self.max_idle:
             oldest = min(pool, key=lambda k: pool[k][0][1])
             connection, _ = pool[oldest][0]

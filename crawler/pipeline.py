@@ -28,7 +28,7 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -62,7 +62,7 @@ async def verify(
     settings: Settings | None = None,
     *,
     run_id: str | None = None,
-) -> AsyncIterator[Result]:
+) -> AsyncGenerator[Result, None]:
     """Verify `claims`, yielding each result as soon as it is decided (not in input order)."""
     run = _Run(settings or Settings(), run_id or uuid.uuid4().hex)
     # aclosing: leaving early stops the run's tasks before the session closes, not at GC time.

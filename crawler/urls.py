@@ -35,6 +35,7 @@ WRITTEN_AUTHORITY = (
 """A regular expression of three groups (scheme, host, port): see `written_host`."""
 _WRITTEN_AUTHORITY = re.compile(WRITTEN_AUTHORITY)
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+_MAX_PORT = 65535
 # Entries per cache below: the URLs and hosts a run repeats come back soon (the claims of one page,
 # a campaign's targets); a bigger cache would only hold a million-claim run's memory for nothing.
 _CACHED = 4096
@@ -99,9 +100,15 @@ def written_host(url: str) -> tuple[str, str] | None:
     if found is None:
         return None
     scheme, host, port = found.groups()
-    if "xn--" in host or (port is not None and (int(port) > 65535 or port == _DEFAULT_PORTS[scheme])):
+    if not kept_as_written(host, port) or port == _DEFAULT_PORTS[scheme]:
         return None
     return host, port or ""
+
+
+def kept_as_written(host: str, port: str | None) -> bool:
+    """True when the WHATWG parser keeps a host and port that `WRITTEN_AUTHORITY` matched as they
+    are written: no IDNA label (which it would check, and may refuse), a port in range."""
+    return "xn--" not in host and (port is None or int(port) <= _MAX_PORT)
 
 
 @lru_cache(maxsize=_CACHED)
