@@ -1,8 +1,10 @@
 """`python -m crawler`, and the entry point of the `crawler` command.
 
-SIGTERM stops the command as Ctrl-C does (exit code 130) from its first instant: the handler is
-installed before the program's modules are imported, which takes a third of a second, so a
-container stopped just after it started exits as a stopped run does, not with 143.
+SIGTERM stops the command as Ctrl-C does (exit code 130) from its first instant. While the
+program's modules are imported (a third of a second) it is only noted, and acted on once they
+are: an exception raised in the middle of an import can come out as another one (a
+RuntimeError from a class being built), or not at all. So a container stopped just after it
+started exits as a stopped run does, not with 143.
 """
 
 from __future__ import annotations
@@ -14,16 +16,14 @@ EXIT_INTERRUPTED = 130
 
 def main() -> int:
     """Run the command line; returns the exit code."""
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        from crawler.cli import main as command_line  # here: after the handler, on purpose
-    except KeyboardInterrupt:
+    stopped: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
+    from crawler.cli import main as command_line  # here: after the handler, on purpose
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # from now on: KeyboardInterrupt
+    if stopped:
         return EXIT_INTERRUPTED
     return command_line()
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -152,18 +152,25 @@ def _emit(output: TextIO | None, result: Result) -> None:
 
 
 async def _until_done_or_signalled(work: asyncio.Task[None]) -> bool:
-    """Wait for `work`; SIGINT or SIGTERM cancel it. True when it was cancelled."""
+    """Wait for `work`; SIGINT or SIGTERM cancel it. True when it was cancelled.
+
+    The handlers of before are put back afterwards (asyncio would leave SIGTERM to its default,
+    which ends the process with 143 while the run's summary is written).
+    """
     loop = asyncio.get_running_loop()
-    handled = []
+    handled = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(signum)
         with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers on Windows
             loop.add_signal_handler(signum, work.cancel)
-            handled.append(signum)
+            handled[signum] = previous
     try:
         await asyncio.wait([work])
     finally:
-        for signum in handled:
+        for signum, previous in handled.items():
             loop.remove_signal_handler(signum)
+            if previous is not None:
+                signal.signal(signum, previous)
     if work.cancelled():
         return True
     work.result()  # an error of the work is raised here

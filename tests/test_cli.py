@@ -21,7 +21,7 @@ import pytest
 import structlog.testing
 from servers import Server, Servers, respond
 
-from crawler import display
+from crawler import display, runner
 from crawler.export import csv_header, csv_row, neutralise
 from crawler.models import Flag, Link, Region, Result, Status
 
@@ -436,6 +436,16 @@ class TestEntryPoints:
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
         assert out.split() == ["False", "True", "True"]
+
+    async def test_signal_handlers_of_before_are_back_after_a_run(self) -> None:
+        """After a run, SIGTERM is handled as before it, not left to the default (exit 143)."""
+        before = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            work = asyncio.create_task(asyncio.sleep(0))
+            assert not await runner._until_done_or_signalled(work)
+            assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler
+        finally:
+            signal.signal(signal.SIGTERM, before)
 
     def test_export_to_a_reader_that_goes_away(self, tmp_path: Path) -> None:
         """`crawler export | head` ends with exit 141 and no traceback when the reader stops reading."""
