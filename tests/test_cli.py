@@ -447,6 +447,23 @@ class TestEntryPoints:
         finally:
             signal.signal(signal.SIGTERM, before)
 
+    def test_the_command_tunes_its_own_garbage_collector_only(self) -> None:
+        """A command's run freezes start-up objects and collects young ones less often; merely
+        importing the package leaves a library caller's collector as it is."""
+        code = (
+            "import asyncio, gc, crawler\n"
+            "print(gc.get_threshold()[0], gc.get_freeze_count() > 0)\n"
+            "from crawler.runner import run_async\n"
+            "run_async(asyncio.sleep(0))\n"
+            "print(gc.get_threshold()[0], gc.get_freeze_count() > 0)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        young = runner.YOUNG_OBJECTS_PER_COLLECTION
+        untouched, tuned = out.splitlines()
+        assert untouched.split()[1] == "False"
+        assert int(untouched.split()[0]) != young  # the interpreter's default
+        assert tuned == f"{young} True"
+
     def test_export_to_a_reader_that_goes_away(self, tmp_path: Path) -> None:
         """`crawler export | head` ends with exit 141 and no traceback when the reader stops reading."""
         rows = "".join(f"ftp://x{i}.example/,{TARGET}\n" for i in range(3000))
