@@ -2,7 +2,7 @@
 
 A child process serves 50 loopback hosts (127.0.3.1 to 127.0.3.50, one aiohttp application
 bound to every address, same port) and stamps every request with the server's clock, per
-local address. The crawler runs in this process through `crawler.pipeline.verify`, one claim
+local address. The crawler runs in this process through `crawler.engine.pipeline.verify`, one claim
 per page, robots.txt fetched once per host:
 
 1. throughput: requests per second with delay 0 and per_host 2 (server-side count / wall time);
@@ -33,8 +33,8 @@ import structlog
 from aiohttp import ClientSession, web
 
 from crawler.config import Settings
+from crawler.engine.pipeline import verify
 from crawler.models import Claim, Status
-from crawler.pipeline import verify
 
 HOSTS = [f"127.0.3.{i}" for i in range(1, 51)]
 TARGET = "https://target.example/landing"

@@ -33,7 +33,7 @@ from pathlib import Path
 from ada_url import join_url
 from selectolax.lexbor import LexborHTMLParser
 
-from crawler import decode, extract, urls, verdict
+from crawler.core import decode, extract, urls, verdict
 from crawler.models import Claim, Fetched, Status
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "pages"

@@ -20,9 +20,10 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
-    from crawler.batch import verify_into
-    from crawler.claims import InputError, read_claims
+    from crawler.app.batch import verify_into
     from crawler.config import Settings, __version__
+    from crawler.core.claims import InputError, read_claims
+    from crawler.engine.pipeline import verify
     from crawler.models import (
         Claim,
         ClaimError,
@@ -36,8 +37,7 @@ if _typing.TYPE_CHECKING:
         Result,
         Status,
     )
-    from crawler.pipeline import verify
-    from crawler.store import Report, RunInfo, Store, StoreError
+    from crawler.store.sqlite import Report, RunInfo, Store, StoreError
 
 __all__ = [
     "Claim",
@@ -66,12 +66,12 @@ __all__ = [
 # The module of each public name. They are imported on first use: `import crawler` stays cheap,
 # and the command installs its signal handlers before the engine (aiohttp...) is imported.
 _HOMES = {
-    "verify_into": "crawler.batch",
-    "InputError": "crawler.claims",
-    "read_claims": "crawler.claims",
+    "verify_into": "crawler.app.batch",
+    "InputError": "crawler.core.claims",
+    "read_claims": "crawler.core.claims",
     "Settings": "crawler.config",
     "__version__": "crawler.config",
-    "verify": "crawler.pipeline",
+    "verify": "crawler.engine.pipeline",
     **dict.fromkeys(
         [
             "Claim",
@@ -88,7 +88,7 @@ _HOMES = {
         ],
         "crawler.models",
     ),
-    **dict.fromkeys(["Report", "RunInfo", "Store", "StoreError"], "crawler.store"),
+    **dict.fromkeys(["Report", "RunInfo", "Store", "StoreError"], "crawler.store.sqlite"),
 }
 
 

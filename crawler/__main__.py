@@ -18,7 +18,7 @@ def main() -> int:
     """Run the command line; returns the exit code."""
     stopped: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
-    from crawler.cli import main as command_line  # here: after the handler, on purpose
+    from crawler.app.cli import main as command_line  # here: after the handler, on purpose
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # from now on: KeyboardInterrupt
     if stopped:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from crawler import urls
+from crawler.core import urls
 
 
 class Status(StrEnum):

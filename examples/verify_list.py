@@ -12,7 +12,7 @@ import asyncio
 import sys
 
 import crawler
-from crawler.demo import DEMO_SETTINGS, serve
+from crawler.app.demo import DEMO_SETTINGS, serve
 
 
 async def show(claims: list[crawler.Claim], settings: crawler.Settings) -> None:

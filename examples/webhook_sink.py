@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 
 import crawler
-from crawler.demo import DEMO_SETTINGS, serve
+from crawler.app.demo import DEMO_SETTINGS, serve
 
 
 class WebhookSink:

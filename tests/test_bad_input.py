@@ -1,4 +1,4 @@
-"""Bad claims files, read by `crawler.claims.read_claims` and by the real command line.
+"""Bad claims files, read by `crawler.core.claims.read_claims` and by the real command line.
 
 Every unusable row becomes an `invalid` result whose reason starts with its row number; the
 rows around it are unaffected; no exception escapes; exit codes are the contract's (0 the run
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from servers import Server, respond, running
 
-from crawler.claims import InputError, read_claims
+from crawler.core.claims import InputError, read_claims
 from crawler.models import Claim, InvalidClaim
 
 TARGET = "https://target.example/landing"
@@ -144,7 +144,7 @@ class TestReadClaims:
         path.write_text(f'source_url,target_url\n"{url}",{TARGET}\n', "utf-8")
         (item,) = read(path)
         assert isinstance(item, Claim)
-        from crawler.pipeline import page_key
+        from crawler.engine.pipeline import page_key
 
         assert page_key(item.source_url) == serialised
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crawler.claims import MAX_FIELD, MAX_LINE, InputError, claim_from_fields, read_claims
+from crawler.core.claims import MAX_FIELD, MAX_LINE, InputError, claim_from_fields, read_claims
 from crawler.models import Claim, ExpectedRel, InvalidClaim, MatchMode, claim_key
 
 HEADER = "source_url,target_url,expected_anchor,expected_rel,match,id,vendor\n"
@@ -396,7 +396,8 @@ class TestSniffingAndStreams:
     def test_stdin_of_a_real_process(self) -> None:
         """Piped into a real process, `-` with format=tsv reads every row."""
         script = (
-            "from crawler.claims import read_claims\nprint(sum(1 for _ in read_claims('-', format='tsv')))"
+            "from crawler.core.claims import read_claims\n"
+            "print(sum(1 for _ in read_claims('-', format='tsv')))"
         )
         rows = "".join(f"https://a.com/{n}\thttps://t.com/\n" for n in range(500))
         done = subprocess.run(

@@ -21,8 +21,8 @@ import pytest
 import structlog.testing
 from servers import Server, Servers, respond
 
-from crawler import display, runner
-from crawler.export import csv_header, csv_row, neutralise
+from crawler.app import display, runner
+from crawler.app.export import csv_header, csv_row, neutralise
 from crawler.models import Flag, Link, Region, Result, Status
 
 # The output contract's field names (SPEC section 2), written out: the test must not trust the code.
@@ -453,7 +453,7 @@ class TestEntryPoints:
         code = (
             "import asyncio, gc, crawler\n"
             "print(gc.get_threshold()[0], gc.get_freeze_count() > 0)\n"
-            "from crawler.runner import run_async\n"
+            "from crawler.app.runner import run_async\n"
             "run_async(asyncio.sleep(0))\n"
             "print(gc.get_threshold()[0], gc.get_freeze_count() > 0)\n"
         )

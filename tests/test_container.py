@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.demo import DemoSite, serve
+from crawler.app.demo import DemoSite, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawler.decode import Decoded, decode_html, encoding_for_label, header_charset, is_html, prescan
+from crawler.core.decode import Decoded, decode_html, encoding_for_label, header_charset, is_html, prescan
 
 RUSSIAN = "Съешь же ещё этих мягких французских булок, да выпей чаю. " * 20
 JAPANESE = "いろはにほへと ちりぬるを わかよたれそ つねならむ。日本語の文章です。" * 20

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from crawler.decode import decode_html, encoding_for_label, prescan
+from crawler.core.decode import decode_html, encoding_for_label, prescan
 
 # html5lib cases our decoder answers differently, on purpose (case number in file order).
 HTML5LIB_NEEDS_SCRIPT = {"scripted/tests1.dat#1"}

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from crawler import demo
+from crawler.app import demo
 from crawler.models import Claim, InvalidClaim, Status
 
 

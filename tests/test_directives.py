@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser
 
-from crawler import directives
-from crawler.directives import (
+from crawler.core import directives
+from crawler.core.directives import (
     canonical,
     header_canonical,
     header_directives,

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawler import urls
-from crawler.decode import decode_html
-from crawler.extract import COMMENT_MARKERS, INDEX_LIMIT_BYTES, collapse, parse_page, rel_tokens
+from crawler.core import urls
+from crawler.core.decode import decode_html
+from crawler.core.extract import COMMENT_MARKERS, INDEX_LIMIT_BYTES, collapse, parse_page, rel_tokens
 from crawler.models import Link, Page, Region
 
 URL = "https://example.com/dir/page.html"

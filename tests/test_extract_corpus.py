@@ -19,8 +19,8 @@ from typing import Any
 import html5lib
 import pytest
 
-from crawler import urls
-from crawler.extract import collapse, parse_page, rel_tokens
+from crawler.core import urls
+from crawler.core.extract import collapse, parse_page, rel_tokens
 
 PAGE_URL = "http://fakehost/test/page.html"
 HTML = "{http://www.w3.org/1999/xhtml}"

@@ -21,9 +21,9 @@ from aiohttp import web
 from servers import Servers, redirect, respond
 
 from crawler.config import Settings
-from crawler.fetch import Chain, Fetcher, forbidden_address, reason_of
+from crawler.engine.fetch import Chain, Fetcher, forbidden_address, reason_of
+from crawler.engine.politeness import Politeness
 from crawler.models import Redirect
-from crawler.politeness import Politeness
 
 # Server-side timing: loopback scheduling noise allowed below an expected wait.
 TOLERANCE = 0.15

@@ -23,11 +23,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from crawler import decode, extract, urls, verdict
-from crawler.claims import InputError, read_claims
+from crawler.core import decode, extract, urls, verdict
+from crawler.core.claims import InputError, read_claims
+from crawler.core.retry import parse_retry_after
+from crawler.core.robots import RobotsPolicy
 from crawler.models import Claim, Fetched, InvalidClaim, Result, Status
-from crawler.retry import parse_retry_after
-from crawler.robots import RobotsPolicy
 
 TARGET = "https://target.example/landing"
 PAGE = "https://source.example/dir/page?q=1"

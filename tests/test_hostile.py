@@ -30,9 +30,9 @@ from aiohttp import web
 from servers import Handler, RawHandler, Server, Servers, redirect, respond
 
 from crawler.config import Settings
-from crawler.fetch import MAX_HEADERS
+from crawler.engine.fetch import MAX_HEADERS
+from crawler.engine.pipeline import verify
 from crawler.models import Claim, Flag, Result, Status
-from crawler.pipeline import verify
 
 TARGET = "https://target.example/landing"
 LINKED = f'<html><body><main><p>text</p><a href="{TARGET}">anchor</a></main></body></html>'

@@ -17,8 +17,8 @@ from servers import Handler, Server, Servers, redirect, respond
 
 import crawler
 from crawler.config import Settings
+from crawler.engine.pipeline import RESULTS_AHEAD, verify
 from crawler.models import Claim, Flag, InvalidClaim, Redirect, Result, Status
-from crawler.pipeline import RESULTS_AHEAD, verify
 
 # Server-side gaps may come out a little short of the client's spacing: the first request to
 # a host also pays a TCP handshake, which delays its arrival more than a kept-alive one.

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Iterable
 
 import pytest
 
-from crawler.politeness import Politeness
+from crawler.engine.politeness import Politeness
 
 # How many loop turns let every woken task run until it blocks again on virtual time.
 SETTLE_TURNS = 50

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from crawler import urls
-from crawler.extract import parse_page
+from crawler.core import urls
+from crawler.core.extract import parse_page
+from crawler.core.verdict import decide
 from crawler.models import Claim, Fetched, MatchMode, Page, Result
-from crawler.verdict import decide
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 MODES = tuple(MatchMode)

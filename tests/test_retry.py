@@ -7,7 +7,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from crawler import retry
+from crawler.core import retry
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from protego import Protego
 
-from crawler.robots import ROBOTS_MAX_BYTES, RobotsPolicy
+from crawler.core.robots import ROBOTS_MAX_BYTES, RobotsPolicy
 
 US = "backlink-crawler"
 SITE = "https://example.com"

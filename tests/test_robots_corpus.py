@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from protego import Protego
 
-from crawler.robots import RobotsPolicy
+from crawler.core.robots import RobotsPolicy
 
 # Google expectations we answer differently on purpose, as (file, url, user agent).
 ROBOTS_TXT_ALWAYS_ALLOWED = {

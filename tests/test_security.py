@@ -27,10 +27,10 @@ from aiohttp import web
 from servers import Handler, Server, Servers, redirect, respond
 
 from crawler.config import Settings
-from crawler.fetch import Fetcher, ForbiddenAddressError, GuardedResolver, forbidden_address
+from crawler.engine.fetch import Fetcher, ForbiddenAddressError, GuardedResolver, forbidden_address
+from crawler.engine.pipeline import verify
+from crawler.engine.politeness import Politeness
 from crawler.models import Claim, Result, Status
-from crawler.pipeline import verify
-from crawler.politeness import Politeness
 
 TARGET = "https://target.example/landing"
 LINKED = f'<html><body><main><a href="{TARGET}">anchor</a></main></body></html>'

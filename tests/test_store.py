@@ -23,8 +23,8 @@ from crawler.models import (
     Result,
     Status,
 )
-from crawler.store import BATCH, ImportCounts, RunStatus, Store, StoreError, TagCount
-from crawler.store_sql import MIGRATIONS
+from crawler.store.sqlite import BATCH, ImportCounts, RunStatus, Store, StoreError, TagCount
+from crawler.store.sqlite_sql import MIGRATIONS
 
 SETTINGS = {"delay": 1.0, "user_agent": "backlink-crawler/test"}
 
@@ -311,7 +311,7 @@ class TestRuns:
         script = f"""
 import asyncio, os, signal
 from crawler.models import Claim, Result, Status
-from crawler.store import Store
+from crawler.store.sqlite import Store
 async def main():
     store = await Store.open({str(path)!r})
     run = await store.begin_run({{}})

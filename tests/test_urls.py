@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crawler import urls
-from crawler.urls import Target, normalize_page, resolve
+from crawler.core import urls
+from crawler.core.urls import Target, normalize_page, resolve
 
 
 class TestResolve:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawler.extract import parse_page
+from crawler.core.extract import parse_page
+from crawler.core.verdict import decide, invalid
 from crawler.models import (
     Claim,
     ExpectedRel,
@@ -25,7 +26,6 @@ from crawler.models import (
     Result,
     Status,
 )
-from crawler.verdict import decide, invalid
 
 SOURCE = "https://news.example.org/article"
 TARGET = "https://www.target.com/product"

@@ -37,10 +37,11 @@ from aiohttp.client_reqrep import ConnectionKey
 from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
-from crawler import logs, retry, urls
+from crawler import logs
 from crawler.config import Settings
+from crawler.core import retry, urls
+from crawler.engine.politeness import Politeness
 from crawler.models import Redirect
-from crawler.politeness import Politeness
 
 log = logs.get_logger(__name__)
 

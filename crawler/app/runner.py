@@ -22,12 +22,12 @@ from typing import Any, TextIO, TypeVar
 
 import structlog
 
-from crawler import batch, display
-from crawler.claims import ClaimReader
+from crawler.app import batch, display
+from crawler.app.export import json_line
 from crawler.config import Settings
-from crawler.export import json_line
+from crawler.core.claims import ClaimReader
 from crawler.models import Result
-from crawler.store import Report, Run, RunInfo, Store
+from crawler.store.sqlite import Report, Run, RunInfo, Store
 
 try:
     import uvloop

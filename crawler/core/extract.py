@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from crawler import urls
+from crawler.core import urls
 from crawler.models import Link, Page, Region
 
 INDEX_LIMIT_BYTES = 2 * 1024 * 1024

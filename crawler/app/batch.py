@@ -8,10 +8,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 
-from crawler import pipeline
 from crawler.config import Settings
+from crawler.engine import pipeline
 from crawler.models import Claim, InvalidClaim, Result
-from crawler.store import Run, RunInfo, Store
+from crawler.store.sqlite import Run, RunInfo, Store
 
 Item = Claim | InvalidClaim
 ResultSink = Callable[[Result], Awaitable[None]]

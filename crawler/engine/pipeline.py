@@ -34,12 +34,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from crawler import decode, extract, logs, urls, verdict
+from crawler import logs
 from crawler.config import Settings
-from crawler.fetch import Chain, Fetcher, Response
+from crawler.core import decode, extract, urls, verdict
+from crawler.core.robots import RobotsPolicy
+from crawler.engine.fetch import Chain, Fetcher, Response
+from crawler.engine.politeness import Politeness
 from crawler.models import Claim, Fetched, InvalidClaim, Page, Result
-from crawler.politeness import Politeness
-from crawler.robots import RobotsPolicy
 
 log = logs.get_logger(__name__)
 

@@ -46,9 +46,9 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from crawler import store_sql as sql
-from crawler import urls
+from crawler.core import urls
 from crawler.models import Claim, ClaimError, Flag, InvalidClaim, Result, Status
+from crawler.store import sqlite_sql as sql
 
 _T = TypeVar("_T")
 _SURROGATE = re.compile("[\ud800-\udfff]")

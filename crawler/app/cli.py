@@ -27,16 +27,17 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from crawler import config, display, logs
-from crawler.claims import FORMATS, InputError, read_claims
+from crawler import config, logs
+from crawler.app import display
+from crawler.app.export import ExportFormat, csv_header, csv_row, json_line
+from crawler.app.runner import OutputError, RunOutcome, run_async, verify_run
 from crawler.config import SPECS, ConfigError, Kind, Settings, SettingSpec, __version__
-from crawler.export import ExportFormat, csv_header, csv_row, json_line
+from crawler.core.claims import FORMATS, InputError, read_claims
 from crawler.models import Result, Status
-from crawler.runner import OutputError, RunOutcome, run_async, verify_run
-from crawler.store import Report, Store, StoreError
+from crawler.store.sqlite import Report, Store, StoreError
 
 if TYPE_CHECKING:
-    from crawler.demo import DemoSite
+    from crawler.app.demo import DemoSite
 
 EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 70, 130, 141
 DEFAULT_DB = "crawler.sqlite"
@@ -369,7 +370,7 @@ def demo_command(args: argparse.Namespace) -> int:
 
 
 async def _demo(db: Path, progress: display.RunProgress) -> tuple[RunOutcome, list[Result], DemoSite]:
-    from crawler import demo  # here: it imports aiohttp's web server, which no other command needs
+    from crawler.app import demo  # here: it imports aiohttp's web server, which no other command needs
 
     async with demo.serve() as site:
         outcome = await verify_run(db, [site.claims()], demo.DEMO_SETTINGS, fresh=True, progress=progress)

@@ -36,8 +36,8 @@ from datetime import datetime
 
 from ada_url import idna_to_unicode
 
-from crawler import directives, urls
-from crawler.directives import Indexing
+from crawler.core import directives, urls
+from crawler.core.directives import Indexing
 from crawler.models import (
     Claim,
     ExpectedRel,

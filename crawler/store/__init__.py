@@ -1,0 +1,1 @@
+"""Where results are kept: the SQLite store and its SQL."""
