@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 from servers import Servers, running
+
+# Property tests find the same examples on every run (CI and `make test` stay deterministic, and no
+# example database replays a failure found elsewhere); `make fuzz` searches at random instead.
+hypothesis.settings.register_profile("repeatable", derandomize=True, database=None, deadline=None)
+hypothesis.settings.register_profile("random", derandomize=False, deadline=None)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

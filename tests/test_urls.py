@@ -106,6 +106,23 @@ class TestNormalizePage:
                 disagree += 1
         assert (agree, disagree) == (86, 0)
 
+    @pytest.mark.parametrize(
+        ("url", "expected"),
+        [
+            ("http://0//", "//0.0.0.0/"),
+            ("http://a.com//", "//a.com/"),
+            ("http://a.com", "//a.com/"),
+            ("http://a.com/a", "//a.com/a/"),
+            ("http://a.com/a/", "//a.com/a/"),
+            ("http://a.com/a//", "//a.com/a//"),
+            ("http://a.com/a?q=1", "//a.com/a/?q=1"),
+        ],
+    )
+    def test_trailing_slashes(self, url: str, expected: str) -> None:
+        """One trailing slash is ignored, a path of slashes is the root, and the form normalises to itself."""
+        assert normalize_page(url) == expected
+        assert normalize_page("http:" + expected) == expected
+
     @given(st.from_regex(r"https?://[a-zA-Z0-9.\-]{1,20}(:[0-9]{1,5})?(/[ -~]{0,30})?", fullmatch=True))
     def test_idempotent(self, url: str) -> None:
         """Normalising a normalised URL changes nothing."""

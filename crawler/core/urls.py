@@ -167,7 +167,9 @@ def normalize_page(url: str) -> str | None:
     dropped, default port dropped, dot segments removed, percent-encoding normalised
     (unreserved characters decoded, hex upper-case, characters that are neither unreserved
     nor reserved escaped, a stray `%` as `%25`), empty path as `/`, one
-    trailing slash ignored, query kept as is (an empty `?` dropped), fragment and
+    trailing slash ignored (the form always ends its path with one: `/a` and `/a/` are `/a/`,
+    `/a//` stays itself, so normalising a normalised URL changes nothing; a path of slashes only
+    is the root), query kept as is (an empty `?` dropped), fragment and
     credentials ignored. The result looks like `//example.com/path?query`.
     """
     parsed = parse(url)
@@ -180,8 +182,10 @@ def normalize_page(url: str) -> str | None:
     if parsed.port:
         host = f"{host}:{parsed.port}"
     path = _normalize_percent(parsed.pathname or "/")
-    if path.endswith("/"):
-        path = path[:-1]
+    if path.strip("/") == "":
+        path = "/"  # a path of slashes only names the root: `//a.com//` is `//a.com/`
+    elif not path.endswith("/"):
+        path += "/"  # one trailing slash ignored, written so that the form normalises to itself
     query = _normalize_percent(parsed.search)
     if query == "?":
         query = ""
@@ -235,7 +239,10 @@ class Target:
         if page is None:
             return False
         if self.mode == "prefix":
-            return page == self.page or (page.startswith(self.page) and page[len(self.page)] in "/?")
+            # A target without query ends its path with `/`, so any longer link is at a segment boundary.
+            return page.startswith(self.page) and (
+                page == self.page or self.page.endswith("/") or page[len(self.page)] in "/?"
+            )
         return page == self.page
 
     def same_site(self, link_url: str) -> bool:
