@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
+from crawler.errors import ConfigError
+
 __version__ = "0.1.0"
 PROJECT_URL = "https://github.com/backlink-crawler/backlink-crawler"
 DEFAULT_USER_AGENT = f"backlink-crawler/{__version__} (+{PROJECT_URL})"
@@ -83,10 +85,6 @@ class Settings:
     def product_token(self) -> str:
         """The part of `user_agent` before the first `/` or space: what robots.txt groups match."""
         return self.user_agent.strip().split("/", 1)[0].split(" ", 1)[0]
-
-
-class ConfigError(ValueError):
-    """A setting that is unknown or has a bad value; the message names it and where it came from."""
 
 
 ENV_PREFIX = "CRAWLER_"

@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from crawler.core import urls
+from crawler.core.urls import MatchMode as MatchMode
+from crawler.errors import ClaimError
 
 
 class Status(StrEnum):
@@ -53,15 +55,41 @@ class Flag(StrEnum):
     UNLINKED_MENTION = "unlinked_mention"
     BOT_CHALLENGE = "bot_challenge"
     META_REFRESH = "meta_refresh"
+    JS_RENDERED = "js_rendered"
+    RENDER_FAILED = "render_failed"
 
 
-class MatchMode(StrEnum):
-    """How a link's URL is compared with the claimed target."""
+class Reason(StrEnum):
+    """Why a page could not be judged: the machine word of `Result.reason`.
 
-    EXACT = "exact"
-    PAGE = "page"
-    PREFIX = "prefix"
-    DOMAIN = "domain"
+    A final status other than 2xx is `http_<status>` (`Reason.http(404)`), and an `invalid`
+    result's reason names the row and the problem; every other reason is one of these.
+    """
+
+    ROBOTS_DISALLOWED = "robots_disallowed"
+    ROBOTS_UNAVAILABLE = "robots_unavailable"
+    FORBIDDEN_ADDRESS = "forbidden_address"
+    DNS_ERROR = "dns_error"
+    CONNECTION_ERROR = "connection_error"
+    TLS_ERROR = "tls_error"
+    TIMEOUT = "timeout"
+    NO_RESPONSE = "no_response"
+    """The request ended without a status and without a known failure (never seen in practice)."""
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    NOT_HTML = "not_html"
+    INTERNAL_ERROR = "internal_error"
+    """A bug of the crawler while fetching or judging this page; the run went on."""
+
+    @staticmethod
+    def http(status: int) -> str:
+        """The reason of a final response with a status other than 2xx, e.g. `http_404`."""
+        return f"http_{status}"
+
+
+BLOCKING_REASONS = frozenset({Reason.ROBOTS_DISALLOWED, Reason.ROBOTS_UNAVAILABLE, Reason.FORBIDDEN_ADDRESS})
+"""Reasons of a page we did not fetch: its status is `blocked`."""
+NO_RESPONSE_REASONS = frozenset({Reason.DNS_ERROR, Reason.CONNECTION_ERROR, Reason.TLS_ERROR})
+"""Failures meaning "this host gives no response at all"."""
 
 
 class ExpectedRel(StrEnum):
@@ -84,59 +112,70 @@ class Region(StrEnum):
     COMMENTS = "comments"
 
 
-class ClaimError(ValueError):
-    """A claim that cannot be checked: names the field and the problem."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        super().__init__(f"{field_name}: {problem}")
-        self.field = field_name
-        self.problem = problem
-
-
 def claim_key(source_url: str, target_url: str) -> str:
     """The default claim id: a stable hash of the two URLs as written."""
     digest = hashlib.sha256(f"{source_url}\n{target_url}".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:16]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Claim:
     """A claim: "the page `source_url` contains a link to `target_url`", and what was paid for.
 
-    Built values are valid: a bad URL, rel or match mode raises `ClaimError`.
+    Built values are valid: a bad URL, rel or match mode raises `ClaimError`. `expected_rel`
+    and `match` take their enum or its word, as a file or a caller writes it (`"dofollow"` is
+    `follow`); `id` defaults to a stable hash of the two URLs.
     """
 
     source_url: str
     target_url: str
-    expected_anchor: str | None = None
-    expected_rel: ExpectedRel | None = None
-    match: MatchMode = MatchMode.PAGE
-    id: str = ""
-    tags: Mapping[str, str] = field(default_factory=dict)
+    expected_anchor: str | None
+    expected_rel: ExpectedRel | None
+    match: MatchMode
+    id: str
+    tags: Mapping[str, str]
 
-    def __post_init__(self) -> None:
-        for name in ("source_url", "target_url"):
-            problem = urls.problem_with_absolute_http_url(getattr(self, name))
+    def __init__(
+        self,
+        source_url: str,
+        target_url: str,
+        expected_anchor: str | None = None,
+        expected_rel: ExpectedRel | str | None = None,
+        match: MatchMode | str = MatchMode.PAGE,
+        id: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        for name, url in (("source_url", source_url), ("target_url", target_url)):
+            problem = urls.problem_with_absolute_http_url(url)
             if problem:
                 raise ClaimError(name, problem)
-        if self.expected_rel is not None and not isinstance(self.expected_rel, ExpectedRel):
-            object.__setattr__(self, "expected_rel", _enum(ExpectedRel, "expected_rel", self.expected_rel))
-        if not isinstance(self.match, MatchMode):
-            object.__setattr__(self, "match", _enum(MatchMode, "match", self.match))
-        if not self.id:
-            object.__setattr__(self, "id", claim_key(self.source_url, self.target_url))
-        object.__setattr__(self, "tags", dict(self.tags))
+        setattr_ = object.__setattr__
+        setattr_(self, "source_url", source_url)
+        setattr_(self, "target_url", target_url)
+        setattr_(self, "expected_anchor", expected_anchor)
+        setattr_(self, "expected_rel", None if expected_rel is None else _expected_rel(expected_rel))
+        setattr_(self, "match", _enum(MatchMode, "match", match))
+        setattr_(self, "id", id or claim_key(source_url, target_url))
+        setattr_(self, "tags", dict(tags or {}))
 
 
 _E = TypeVar("_E", bound=StrEnum)
 
 
 def _enum(kind: type[_E], field_name: str, value: object) -> _E:
+    if isinstance(value, kind):
+        return value
     try:
         return kind(str(value).strip().lower())
     except ValueError:
         allowed = ", ".join(member.value for member in kind)
         raise ClaimError(field_name, f"{value!r} is not one of {allowed}") from None
+
+
+def _expected_rel(value: object) -> ExpectedRel:
+    if isinstance(value, str) and value.strip().lower() == "dofollow":  # a common name for follow
+        return ExpectedRel.FOLLOW
+    return _enum(ExpectedRel, "expected_rel", value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,12 +203,15 @@ class Link:
     hidden: bool
     region: Region
     beyond_index_limit: bool = False
+    image: bool = False
+    """The text is an image's `alt` (the link has no text of its own)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "href": self.href,
             "url": self.url,
             "text": self.text,
+            "image": self.image,
             "rel": list(self.rel),
             "hidden": self.hidden,
             "region": self.region.value,
@@ -243,6 +285,19 @@ class Fetched:
 
 
 @dataclass(frozen=True, slots=True)
+class Evidence:
+    """Where the archived response of a page lies: a WARC file (relative to `archive`), the
+    offset of its record, and the record's `WARC-Record-ID`."""
+
+    file: str
+    offset: int
+    record_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "offset": self.offset, "record_id": self.record_id}
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
     """The verdict on one claim in one run. `to_dict` is the documented output record."""
 
@@ -272,6 +327,12 @@ class Result:
     link: Link | None = None
     links_matched: int = 0
     outbound_links: int = 0
+    state: str | None = None
+    """The claim's monitoring state after this result (see `crawler.core.history`); None until
+    the result has been folded into the claim's history by a store."""
+    body_sha256: str | None = None
+    """SHA-256 (hex) of the page body the verdict was taken on, after content decoding."""
+    evidence: Evidence | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as the contract's JSON object (field order as documented)."""
@@ -282,6 +343,8 @@ class Result:
             "tags": dict(self.tags),
             "run_id": self.run_id,
             "checked_at": self.checked_at,
+            "state": self.state,
+            "body_sha256": self.body_sha256,
             "status": self.status.value,
             "reason": self.reason,
             "flags": [flag.value for flag in self.flags],
@@ -302,6 +365,7 @@ class Result:
             "link": self.link.to_dict() if self.link else None,
             "links_matched": self.links_matched,
             "outbound_links": self.outbound_links,
+            "evidence": self.evidence.to_dict() if self.evidence else None,
         }
 
     @classmethod
@@ -340,10 +404,14 @@ class Result:
                     rel=tuple(link["rel"]),
                     hidden=link["hidden"],
                     region=Region(link["region"]),
+                    image=bool(link.get("image")),
                 )
                 if link
                 else None
             ),
             links_matched=data.get("links_matched") or 0,
             outbound_links=data.get("outbound_links") or 0,
+            state=data.get("state"),
+            body_sha256=data.get("body_sha256"),
+            evidence=Evidence(**evidence) if (evidence := data.get("evidence")) else None,
         )

@@ -1,4 +1,4 @@
-"""Bad claims files, read by `crawler.core.claims.read_claims` and by the real command line.
+"""Bad claims files, read by `crawler.read_claims` and by the real command line.
 
 Every unusable row becomes an `invalid` result whose reason starts with its row number; the
 rows around it are unaffected; no exception escapes; exit codes are the contract's (0 the run
@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from servers import Server, respond, running
 
-from crawler.core.claims import InputError, read_claims
+from crawler.app.inputs import read_claims
+from crawler.errors import InputError
 from crawler.models import Claim, InvalidClaim
 
 TARGET = "https://target.example/landing"

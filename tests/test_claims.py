@@ -13,7 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crawler.core.claims import MAX_FIELD, MAX_LINE, InputError, claim_from_fields, read_claims
+from crawler.app.inputs import read_claims
+from crawler.core.claims import MAX_FIELD, MAX_LINE, claim_from_fields
+from crawler.errors import InputError
 from crawler.models import Claim, ExpectedRel, InvalidClaim, MatchMode, claim_key
 
 HEADER = "source_url,target_url,expected_anchor,expected_rel,match,id,vendor\n"
@@ -266,9 +268,9 @@ class TestUrls:
 
     def test_bad_rel_and_match(self, tmp_path: Path) -> None:
         """An unknown expected_rel or match is reported with the allowed words."""
-        content = "source_url,target_url,expected_rel,match\nhttps://a.com/,https://t.com/,dofollow,\nhttps://a.com/,https://t.com/,,fuzzy\n"
+        content = "source_url,target_url,expected_rel,match\nhttps://a.com/,https://t.com/,do-follow,\nhttps://a.com/,https://t.com/,,fuzzy\n"
         reasons = only_invalid(read(tmp_path, "c.csv", content))
-        assert reasons[0].startswith("row 2: expected_rel: 'dofollow' is not one of follow, nofollow")
+        assert reasons[0].startswith("row 2: expected_rel: 'do-follow' is not one of follow, nofollow")
         assert reasons[1].startswith("row 3: match: 'fuzzy' is not one of exact, page")
 
 
@@ -396,7 +398,7 @@ class TestSniffingAndStreams:
     def test_stdin_of_a_real_process(self) -> None:
         """Piped into a real process, `-` with format=tsv reads every row."""
         script = (
-            "from crawler.core.claims import read_claims\n"
+            "from crawler.app.inputs import read_claims\n"
             "print(sum(1 for _ in read_claims('-', format='tsv')))"
         )
         rows = "".join(f"https://a.com/{n}\thttps://t.com/\n" for n in range(500))

@@ -54,7 +54,7 @@ class TestSurface:
         for bad in (
             {"source_url": "ftp://x.test/"},
             {"target_url": "not a url"},
-            {"expected_rel": "dofollow"},
+            {"expected_rel": "followed"},
         ):
             with pytest.raises(ValueError, match=next(iter(bad))):
                 crawler.Claim(**({"source_url": "https://a.test/", "target_url": TARGET} | bad))

@@ -23,10 +23,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from crawler.app.inputs import read_claims
 from crawler.core import decode, extract, urls, verdict
-from crawler.core.claims import InputError, read_claims
 from crawler.core.retry import parse_retry_after
 from crawler.core.robots import RobotsPolicy
+from crawler.errors import InputError
 from crawler.models import Claim, Fetched, InvalidClaim, Result, Status
 
 TARGET = "https://target.example/landing"

@@ -22,10 +22,17 @@ from crawler.models import (
 class TestClaim:
     def test_defaults_and_coercion(self) -> None:
         """Strings for rel and match become enums; the id defaults to a hash of both URLs."""
-        claim = Claim("https://a.com/p", "https://t.com/", expected_rel=" Follow ", match="PREFIX")  # type: ignore[arg-type]
+        claim = Claim("https://a.com/p", "https://t.com/", expected_rel=" Follow ", match="PREFIX")
         assert claim.expected_rel is ExpectedRel.FOLLOW
         assert claim.match is MatchMode.PREFIX
         assert claim.id == claim_key("https://a.com/p", "https://t.com/")
+
+    def test_dofollow_is_follow(self) -> None:
+        """`dofollow`, the word many vendors use, is accepted as `follow`."""
+        assert (
+            Claim("https://a.com/", "https://t.com/", expected_rel="DoFollow").expected_rel
+            is ExpectedRel.FOLLOW
+        )
 
     def test_id_is_stable_and_given_ids_win(self) -> None:
         """The default id depends on the URLs alone; a user's id is kept."""
@@ -39,7 +46,7 @@ class TestClaim:
             ({"source_url": "https://a.com/", "target_url": "mailto:x@t.com"}, "target_url"),
             ({"source_url": "https://a.com/", "target_url": "https://t.com/", "match": "fuzzy"}, "match"),
             (
-                {"source_url": "https://a.com/", "target_url": "https://t.com/", "expected_rel": "dofollow"},
+                {"source_url": "https://a.com/", "target_url": "https://t.com/", "expected_rel": "do-follow"},
                 "expected_rel",
             ),
         ],
@@ -88,9 +95,9 @@ class TestResult:
         """The output record has exactly the contract's fields."""
         result = Result("c", "https://a.com/", "https://t.com/", {}, "r", "t", Status.MISSING)
         assert list(result.to_dict()) == [
-            "claim_id", "source_url", "target_url", "tags", "run_id", "checked_at", "status",
-            "reason", "flags", "http_status", "final_url", "redirects", "content_type", "encoding",
-            "bytes", "elapsed_ms", "attempts", "robots_crawler_allowed", "robots_index_allowed",
-            "meta_robots", "x_robots_tag", "canonical_url", "indexable", "link", "links_matched",
-            "outbound_links",
+            "claim_id", "source_url", "target_url", "tags", "run_id", "checked_at", "state",
+            "body_sha256", "status", "reason", "flags", "http_status", "final_url", "redirects",
+            "content_type", "encoding", "bytes", "elapsed_ms", "attempts", "robots_crawler_allowed",
+            "robots_index_allowed", "meta_robots", "x_robots_tag", "canonical_url", "indexable", "link",
+            "links_matched", "outbound_links", "evidence",
         ]  # fmt: skip

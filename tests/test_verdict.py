@@ -533,7 +533,16 @@ class TestPageFlags:
         result = verdict(got, expected_anchor="nope", expected_rel="sponsored")
         assert result.status is Status.NOT_INDEXABLE
         expected = [
-            flag for flag in Flag if flag not in (Flag.SPONSORED, Flag.WRONG_TARGET, Flag.UNLINKED_MENTION)
+            flag
+            for flag in Flag
+            if flag
+            not in (
+                Flag.SPONSORED,
+                Flag.WRONG_TARGET,
+                Flag.UNLINKED_MENTION,
+                Flag.JS_RENDERED,  # set by the renderer, not the verdict
+                Flag.RENDER_FAILED,
+            )
         ]
         assert list(result.flags) == expected
 

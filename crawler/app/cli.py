@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 from crawler import config, logs
 from crawler.app import display
 from crawler.app.export import ExportFormat, csv_header, csv_row, json_line
+from crawler.app.inputs import FORMATS, read_claims
 from crawler.app.runner import OutputError, RunOutcome, run_async, verify_run
-from crawler.config import SPECS, ConfigError, Kind, Settings, SettingSpec, __version__
-from crawler.core.claims import FORMATS, InputError, read_claims
+from crawler.config import SPECS, Kind, Settings, SettingSpec, __version__
+from crawler.errors import ConfigError, InputError, StoreError
 from crawler.models import Result, Status
-from crawler.store.sqlite import Report, Store, StoreError
+from crawler.store.sqlite import Report, Store
 
 if TYPE_CHECKING:
     from crawler.app.demo import DemoSite

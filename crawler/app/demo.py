@@ -23,8 +23,8 @@ from importlib.resources.abc import Traversable
 
 from aiohttp import web
 
+from crawler.app.inputs import ClaimReader, read_claims
 from crawler.config import Settings
-from crawler.core.claims import ClaimReader, read_claims
 
 SITE = resources.files("crawler.app") / "demo_site"
 # Fast but still polite: the demo shows the real engine, not a special mode of it.

@@ -24,8 +24,8 @@ import structlog
 
 from crawler.app import batch, display
 from crawler.app.export import json_line
+from crawler.app.inputs import ClaimReader
 from crawler.config import Settings
-from crawler.core.claims import ClaimReader
 from crawler.models import Result
 from crawler.store.sqlite import Report, Run, RunInfo, Store
 

@@ -1,9 +1,10 @@
-"""Claim files to claims: CSV, TSV and JSON Lines, streamed, every unusable row a value.
+"""Rows to claims: CSV, TSV and JSON Lines text, streamed, every unusable row a value.
 
-Pure: reads the text it is given, no network, no event loop. A file is never loaded
-whole: rows are read one at a time, and a line or field past its limit is skipped, not
-kept in memory. `read_claims` raises `InputError` only when the input as a whole is
-unusable (missing or unreadable file, no `source_url`/`target_url` columns); every other
+Pure: reads the text stream it is given (files are opened by `crawler.app.inputs`), no
+network, no event loop. A stream is never loaded whole: rows are read one at a time, and a
+line or field past its limit is skipped, not kept in memory. `claims_of` raises `InputError`
+only when the input as a whole is unusable (unreadable, no `source_url`/`target_url`
+columns); every other
 problem becomes an `InvalidClaim` whose reason is "row N: <field>: <problem>", and
 reading goes on.
 
@@ -34,22 +35,15 @@ Decisions a user can rely on:
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
-import os
 import re
-import sys
-from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
-from types import TracebackType
+from collections.abc import Iterator, Mapping
 from typing import TextIO
 
-from crawler.models import Claim, ClaimError, InvalidClaim, claim_key
+from crawler.errors import ClaimError, InputError
+from crawler.models import Claim, InvalidClaim, claim_key
 
-FORMATS = ("csv", "tsv", "jsonl")
-SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 FIELDS = ("source_url", "target_url", "expected_anchor", "expected_rel", "match", "id")
 REQUIRED = ("source_url", "target_url")
 MAX_FIELD = 65536
@@ -70,10 +64,6 @@ _JSON_TYPES = {
     type(None): "null",
 }
 _SHOWN = 1024  # characters of an over-long value kept in an invalid claim
-
-
-class InputError(Exception):
-    """The input as a whole is unusable: missing, unreadable, or without the URL columns."""
 
 
 class _LineTooLong(Exception):
@@ -113,90 +103,15 @@ class _Lines:
         self._ahead.append(line)
 
 
-def read_claims(source: str | os.PathLike[str] | TextIO, *, format: str | None = None) -> ClaimReader:
-    """Claims of a file (`-` is standard input) or text stream, one per data row, in order.
+def claims_of(stream: TextIO, name: str, format: str | None = None) -> Iterator[Claim | InvalidClaim]:
+    """The claims of a text stream, one per data row, in order; `name` is for messages.
 
-    The format comes from `format`, else the file's suffix, else the first non-blank
-    line: `{` means JSON Lines, a tab TSV, anything else CSV. The file is opened and its
-    header checked now, so a missing file or a header without the URL columns raises
-    `InputError` before any row is read; rows are read as the result is iterated.
+    `format` is csv, tsv or jsonl; None: from the first non-blank line (`{` means JSON Lines,
+    a tab TSV, anything else CSV). The header is checked now, so a header without the URL
+    columns raises `InputError` before any row is read; rows are read as the result is iterated.
     """
-    if format is not None and format.lower() not in FORMATS and format.lower() != "ndjson":
-        raise InputError(f"unknown format {format!r}: use csv, tsv or jsonl")
-    stream, name, release = _open(source)
-    try:
-        lines = _Lines(stream, name)
-        rows = _rows(lines, name, _format(source, format), _skip_blank(lines, name))
-    except BaseException:
-        release()
-        raise
-    return ClaimReader(rows, release)
-
-
-class ClaimReader(Iterator[Claim | InvalidClaim]):
-    """The claims of one input, read lazily; releases the file when exhausted or closed."""
-
-    def __init__(self, rows: Iterator[Claim | InvalidClaim], release: Callable[[], object]) -> None:
-        self._rows = rows
-        self._release: Callable[[], object] | None = release
-
-    def __next__(self) -> Claim | InvalidClaim:
-        try:
-            return next(self._rows)
-        except StopIteration:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        """Close the file (standard input is let go, a stream the caller passed in stays open)."""
-        if self._release is not None:
-            self._release()
-            self._release = None
-
-    def __enter__(self) -> ClaimReader:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # at exit the stream may already be gone
-            self.close()
-
-
-def _open(source: str | os.PathLike[str] | TextIO) -> tuple[TextIO, str, Callable[[], object]]:
-    """(text stream, name for messages, how to let it go): UTF-8, BOM skipped, bad bytes kept.
-
-    surrogateescape keeps undecodable bytes as lone surrogates, so the row they are in is
-    reported as invalid instead of the whole file failing to decode.
-    """
-    if not isinstance(source, str | os.PathLike):
-        return source, str(getattr(source, "name", "<stream>")), _keep
-    if str(source) == "-":
-        if not isinstance(getattr(sys.stdin, "buffer", None), io.BufferedIOBase):
-            return sys.stdin, "<stdin>", _keep
-        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        return stdin, "<stdin>", stdin.detach  # detach, not close: the process's stdin stays open
-    try:
-        stream = open(source, encoding="utf-8-sig", errors="surrogateescape", newline="")  # noqa: SIM115
-    except OSError as error:
-        raise InputError(f"{source}: {error.strerror or error}") from None
-    return stream, str(source), stream.close
-
-
-def _keep() -> None:
-    """Releasing a stream the caller owns: nothing to do."""
-
-
-def _format(source: str | os.PathLike[str] | TextIO, format: str | None) -> str | None:
-    """The format asked for or implied by the suffix; None means sniff it."""
-    if format is not None:
-        return "jsonl" if format.lower() == "ndjson" else format.lower()
-    if isinstance(source, str | os.PathLike) and str(source) != "-":
-        return SUFFIXES.get(Path(source).suffix.lower())
-    return None
+    lines = _Lines(stream, name)
+    return _rows(lines, name, format, _skip_blank(lines, name))
 
 
 def _skip_blank(lines: _Lines, name: str) -> tuple[int, str | None]:
@@ -354,8 +269,8 @@ def _claim(known: dict[str, str], tags: dict[str, str], row: int) -> Claim | Inv
             source_url=known.get("source_url", ""),
             target_url=known.get("target_url", ""),
             expected_anchor=known.get("expected_anchor"),
-            expected_rel=known.get("expected_rel"),  # type: ignore[arg-type]  # Claim validates the word
-            match=known.get("match", "page"),  # type: ignore[arg-type]
+            expected_rel=known.get("expected_rel"),
+            match=known.get("match", "page"),
             id=known.get("id", ""),
             tags=tags,
         )

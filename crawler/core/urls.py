@@ -11,6 +11,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache, lru_cache
 from itertools import accumulate, repeat
 from operator import add
@@ -44,6 +45,15 @@ _DNS_NAME = re.compile(r"(?:[a-z0-9-]+\.)*[a-z-][a-z0-9-]*")
 # newline anywhere (they are removed), an escape in the authority (up to the first `/`, `?`, `#` or
 # `\` after `scheme://`; anywhere in a URL not written so, e.g. `https:host` or ` https://host`).
 _ESCAPED_AUTHORITY = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://[^/?#\\]*%|(?![a-zA-Z][a-zA-Z0-9+.\-]*://).*%")
+
+
+class MatchMode(StrEnum):
+    """How a link's URL is compared with the claimed target."""
+
+    EXACT = "exact"
+    PAGE = "page"
+    PREFIX = "prefix"
+    DOMAIN = "domain"
 
 
 def parse(url: str, base: str | None = None) -> URL | None:
@@ -197,7 +207,7 @@ class Target:
     """A claimed target prepared once, then tested against every link of a page."""
 
     url: str
-    mode: str
+    mode: MatchMode
     exact: str
     page: str
     host: str
@@ -206,12 +216,12 @@ class Target:
     """The host name of `page` when a DNS name ("" else): a link whose URL lacks it can't match."""
 
     @classmethod
-    def of(cls, url: str, mode: str) -> Target:
+    def of(cls, url: str, mode: MatchMode | str) -> Target:
         """The target `url` prepared for `mode`; claims repeat their targets, so it is kept a while."""
-        return _target(url, mode)
+        return _target(url, MatchMode(mode))
 
     @classmethod
-    def _prepare(cls, url: str, mode: str) -> Target:
+    def _prepare(cls, url: str, mode: MatchMode) -> Target:
         parsed = parse(url)
         exact = without_fragment(parsed.href) if parsed is not None else without_fragment(url)
         page = normalize_page(url)
@@ -231,14 +241,14 @@ class Target:
 
     def matches(self, link_url: str) -> bool:
         """True when `link_url` (absolute, serialised) counts as a link to this target."""
-        if self.mode == "exact":
+        if self.mode is MatchMode.EXACT:
             return without_fragment(link_url) == self.exact
-        if self.mode == "domain":
+        if self.mode is MatchMode.DOMAIN:
             return self.same_site(link_url)
         page = normalize_page(link_url)
         if page is None:
             return False
-        if self.mode == "prefix":
+        if self.mode is MatchMode.PREFIX:
             # A target without query ends its path with `/`, so any longer link is at a segment boundary.
             return page.startswith(self.page) and (
                 page == self.page or self.page.endswith("/") or page[len(self.page)] in "/?"
@@ -260,7 +270,11 @@ class Target:
         Links to other hosts, most links of a page, are ruled out together without parsing them.
         """
         name = (
-            "" if self.mode == "exact" else dns_name(self.domain) if self.mode == "domain" else self.page_name
+            ""
+            if self.mode is MatchMode.EXACT
+            else dns_name(self.domain)
+            if self.mode is MatchMode.DOMAIN
+            else self.page_name
         )
         return [i for i in may_contain(link_urls, name) if self.matches(link_urls[i])]
 
@@ -303,7 +317,7 @@ def _holding(joined: str, needle: str, ends: list[int]) -> list[int]:
 
 
 @lru_cache(maxsize=_CACHED)
-def _target(url: str, mode: str) -> Target:
+def _target(url: str, mode: MatchMode) -> Target:
     return Target._prepare(url, mode)
 
 

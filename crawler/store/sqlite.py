@@ -47,7 +47,8 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from crawler.core import urls
-from crawler.models import Claim, ClaimError, Flag, InvalidClaim, Result, Status
+from crawler.errors import ClaimError, StoreError
+from crawler.models import Claim, Flag, InvalidClaim, Result, Status
 from crawler.store import sqlite_sql as sql
 
 _T = TypeVar("_T")
@@ -57,10 +58,6 @@ BATCH = 1000
 IMPORT_BATCH = 10000
 """Claims per import transaction: claim ids and page keys are hashes, so each batch dirties
 index pages all over the file, and larger transactions write each of those pages fewer times."""
-
-
-class StoreError(Exception):
-    """The database can't be used: not a database, a newer schema, a run that doesn't exist."""
 
 
 class RunStatus(StrEnum):
