@@ -20,8 +20,8 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:  # the names below, for type checkers; at run time each loads on first use
-    from crawler.app.batch import verify_into as verify_into
     from crawler.app.inputs import read_claims as read_claims
+    from crawler.app.run import verify_into as verify_into
     from crawler.config import Settings as Settings
     from crawler.config import __version__ as __version__
     from crawler.engine.pipeline import verify as verify
@@ -50,7 +50,7 @@ if _typing.TYPE_CHECKING:  # the names below, for type checkers; at run time eac
 # and the command installs its signal handlers before the engine (aiohttp...) is imported.
 # tests/test_public_api.py checks that this table, `__all__` and the imports above agree.
 _HOMES = {
-    "crawler.app.batch": ("verify_into",),
+    "crawler.app.run": ("verify_into",),
     "crawler.app.inputs": ("read_claims",),
     "crawler.config": ("Settings", "__version__"),
     "crawler.engine.pipeline": ("verify",),

@@ -1,10 +1,10 @@
 """`python -m crawler`, and the entry point of the `crawler` command.
 
-SIGTERM stops the command as Ctrl-C does (exit code 130) from its first instant. While the
-program's modules are imported (a third of a second) it is only noted, and acted on once they
-are: an exception raised in the middle of an import can come out as another one (a
-RuntimeError from a class being built), or not at all. So a container stopped just after it
-started exits as a stopped run does, not with 143.
+SIGTERM and SIGHUP (the terminal closed) stop the command as Ctrl-C does (exit code 130) from
+its first instant. While the program's modules are imported (a third of a second) they are only
+noted, and acted on once they are: an exception raised in the middle of an import can come out
+as another one (a RuntimeError from a class being built), or not at all. So a container stopped
+just after it started exits as a stopped run does, not with 143.
 """
 
 from __future__ import annotations
@@ -12,15 +12,19 @@ from __future__ import annotations
 import signal
 
 EXIT_INTERRUPTED = 130
+# SIGHUP does not exist on Windows.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def main() -> int:
     """Run the command line; returns the exit code."""
     stopped: list[int] = []
-    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
-    from crawler.app.cli import main as command_line  # here: after the handler, on purpose
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda signum, frame: stopped.append(signum))
+    from crawler.app.cli import main as command_line  # here: after the handlers, on purpose
 
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # from now on: KeyboardInterrupt
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.default_int_handler)  # from now on: KeyboardInterrupt
     if stopped:
         return EXIT_INTERRUPTED
     return command_line()

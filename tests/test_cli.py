@@ -21,16 +21,16 @@ import pytest
 import structlog.testing
 from servers import Server, Servers, respond
 
-from crawler.app import display, runner
+from crawler.app import display, run
 from crawler.app.export import csv_header, csv_row, neutralise
 from crawler.models import Flag, Link, Region, Result, Status
 
 # The output contract's field names (SPEC section 2), written out: the test must not trust the code.
 CONTRACT_FIELDS = [
-    "claim_id", "source_url", "target_url", "tags", "run_id", "checked_at", "status", "reason", "flags",
-    "http_status", "final_url", "redirects", "content_type", "encoding", "bytes", "elapsed_ms", "attempts",
-    "robots_crawler_allowed", "robots_index_allowed", "meta_robots", "x_robots_tag", "canonical_url",
-    "indexable", "link", "links_matched", "outbound_links",
+    "claim_id", "source_url", "target_url", "tags", "run_id", "checked_at", "state", "body_sha256",
+    "status", "reason", "flags", "http_status", "final_url", "redirects", "content_type", "encoding",
+    "bytes", "elapsed_ms", "attempts", "robots_crawler_allowed", "robots_index_allowed", "meta_robots",
+    "x_robots_tag", "canonical_url", "indexable", "link", "links_matched", "outbound_links", "evidence",
 ]  # fmt: skip
 TARGET = "https://target.example/product"
 PAGES = {
@@ -124,7 +124,7 @@ class TestVerify:
         assert all(list(record) == CONTRACT_FIELDS for record in records)
         by_id = {r["claim_id"]: r for r in records}
         assert by_id["c1"]["link"] == {
-            "href": TARGET, "url": TARGET, "text": "Great product",
+            "href": TARGET, "url": TARGET, "text": "Great product", "image": False,
             "rel": [], "hidden": False, "region": "main",
         }  # fmt: skip
         assert by_id["c1"]["tags"] == {"vendor": "acme", "note": '=HYPERLINK("http://evil.example")'}
@@ -432,7 +432,7 @@ class TestEntryPoints:
             "import sys, crawler\n"
             "print('aiohttp' in sys.modules)\n"
             "print(all(getattr(crawler, name) is not None for name in crawler.__all__))\n"
-            "print(sorted(crawler._HOMES) == sorted(crawler.__all__))\n"
+            "print(sorted(crawler._HOME_OF) == crawler.__all__)\n"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
         assert out.split() == ["False", "True", "True"]
@@ -442,7 +442,7 @@ class TestEntryPoints:
         before = signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             work = asyncio.create_task(asyncio.sleep(0))
-            assert not await runner._until_done_or_signalled(work)
+            assert not await run._until_done_or_signalled(work)
             assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler
         finally:
             signal.signal(signal.SIGTERM, before)
@@ -453,12 +453,12 @@ class TestEntryPoints:
         code = (
             "import asyncio, gc, crawler\n"
             "print(gc.get_threshold()[0], gc.get_freeze_count() > 0)\n"
-            "from crawler.app.runner import run_async\n"
+            "from crawler.app.run import run_async\n"
             "run_async(asyncio.sleep(0))\n"
             "print(gc.get_threshold()[0], gc.get_freeze_count() > 0)\n"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-        young = runner.YOUNG_OBJECTS_PER_COLLECTION
+        young = run.YOUNG_OBJECTS_PER_COLLECTION
         untouched, tuned = out.splitlines()
         assert untouched.split()[1] == "False"
         assert int(untouched.split()[0]) != young  # the interpreter's default

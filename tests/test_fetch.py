@@ -21,7 +21,8 @@ from aiohttp import web
 from servers import Servers, redirect, respond
 
 from crawler.config import Settings
-from crawler.engine.fetch import Chain, Fetcher, forbidden_address, reason_of
+from crawler.core.guard import forbidden_address
+from crawler.engine.fetch import Chain, Fetcher, reason_of
 from crawler.engine.politeness import Politeness
 from crawler.models import Redirect
 

@@ -27,7 +27,8 @@ from aiohttp import web
 from servers import Handler, Server, Servers, redirect, respond
 
 from crawler.config import Settings
-from crawler.engine.fetch import Fetcher, ForbiddenAddressError, GuardedResolver, forbidden_address
+from crawler.core.guard import forbidden_address
+from crawler.engine.fetch import Fetcher, ForbiddenAddressError, GuardedResolver
 from crawler.engine.pipeline import verify
 from crawler.engine.politeness import Politeness
 from crawler.models import Claim, Result, Status

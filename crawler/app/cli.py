@@ -20,7 +20,6 @@ import csv
 import io
 import json
 import os
-import signal
 import sys
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -31,9 +30,9 @@ from crawler import config, logs
 from crawler.app import display
 from crawler.app.export import ExportFormat, csv_header, csv_row, json_line
 from crawler.app.inputs import FORMATS, read_claims
-from crawler.app.runner import OutputError, RunOutcome, run_async, verify_run
+from crawler.app.run import RunOutcome, run_async, verify_run
 from crawler.config import SPECS, Kind, Settings, SettingSpec, __version__
-from crawler.errors import ConfigError, InputError, StoreError
+from crawler.errors import ConfigError, CrawlerError
 from crawler.models import Result, Status
 from crawler.store.sqlite import Report, Store
 
@@ -50,18 +49,17 @@ _ITEM_FLAGS = {
 }
 
 
-class UsageError(Exception):
+class UsageError(CrawlerError):
     """A command that can't run as written; the message says why (exit 2)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    # Until a run installs its own handlers, SIGTERM stops the command like Ctrl-C: exit 130.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    """Run the command line; returns the exit code. (`crawler.__main__` makes SIGTERM and SIGHUP
+    stop it as Ctrl-C does until a run installs its own handlers.)"""
     try:
         args = build_parser().parse_args(argv)
         return int(args.handler(args))
-    except (ConfigError, InputError, OutputError, StoreError, UsageError) as error:
+    except CrawlerError as error:
         print(f"crawler: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # Ctrl-C outside a run (a run handles its own signals)

@@ -9,9 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from crawler.models import Reason
+
 # Failures worth another attempt: the server may answer next time. A DNS failure, a bad
 # certificate or a forbidden address won't change within seconds, so those are final.
-RETRYABLE_REASONS = frozenset({"timeout", "connection_error"})
+RETRYABLE_REASONS = frozenset({Reason.TIMEOUT, Reason.CONNECTION_ERROR})
 # Statuses whose Retry-After header pauses the whole host (RFC 9110, section 10.2.3).
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 # No single backoff wait grows past this, whatever the attempt number.

@@ -26,7 +26,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from types import SimpleNamespace, TracebackType
 from typing import Any
 
@@ -39,9 +38,9 @@ from yarl import URL
 
 from crawler import logs
 from crawler.config import Settings
-from crawler.core import retry, urls
+from crawler.core import guard, retry, urls
 from crawler.engine.politeness import Politeness
-from crawler.models import Redirect
+from crawler.models import Reason, Redirect
 
 log = logs.get_logger(__name__)
 
@@ -50,72 +49,6 @@ ACCEPT_ENCODING = "gzip, deflate, br"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Real sites send more than aiohttp's default of 128 header lines (cookies, CSP, tracing).
 MAX_HEADERS = 512
-
-# Networks no public web page lives on. `is_global` catches the rest of the special ranges;
-# the list makes the rule independent of the Python version's idea of "global".
-_FORBIDDEN = tuple(
-    ip_network(net)
-    for net in (
-        "0.0.0.0/8",
-        "10.0.0.0/8",
-        "100.64.0.0/10",
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "172.16.0.0/12",
-        "192.0.0.0/24",
-        "192.168.0.0/16",
-        "198.18.0.0/15",
-        "224.0.0.0/4",
-        "240.0.0.0/4",
-        "::/128",
-        "::1/128",
-        "fc00::/7",
-        "fe80::/10",
-        "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215): its translator maps into a local network
-        "fec0::/10",  # site-local: deprecated (RFC 3879), still routed inside some networks
-        "ff00::/8",
-    )
-)
-# Every public IPv6 unicast address is in 2000::/3 (IANA's global unicast space); whatever is
-# outside it, once any IPv4 address carried inside has been checked, is no public web server.
-_GLOBAL_UNICAST_V6 = ip_network("2000::/3")
-_NAT64 = ip_network("64:ff9b::/96")
-
-
-def forbidden_address(address: str) -> bool:
-    """True when `address` (an IP literal) is not a public unicast address, or not an address."""
-    try:
-        ip = ip_address(address.strip("[]"))
-    except ValueError:
-        return True
-    return _forbidden_ip(ip)
-
-
-def _forbidden_ip(ip: IPv4Address | IPv6Address) -> bool:
-    if isinstance(ip, IPv6Address):
-        inner = _embedded_ipv4(ip)
-        if inner is not None:  # the IPv4 address is where the packets go
-            return _forbidden_ip(inner)
-    if any(ip.version == net.version and ip in net for net in _FORBIDDEN):
-        return True
-    if isinstance(ip, IPv6Address) and ip not in _GLOBAL_UNICAST_V6:
-        return True
-    return not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified
-
-
-def _embedded_ipv4(ip: IPv6Address) -> IPv4Address | None:
-    """The IPv4 address an IPv6 form routes to (mapped, 6to4, NAT64), if any.
-
-    IPv4-compatible addresses (::a.b.c.d, deprecated) are not unwrapped: they fall in the
-    reserved ::/8 and are refused whatever they carry.
-    """
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip in _NAT64:
-        return IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
 
 
 class ForbiddenAddressError(OSError):
@@ -147,12 +80,14 @@ class GuardedResolver(AbstractResolver):
         override = self._overrides.get(name)
         if override is not None:
             found = [_numeric_result(host, override, port)]
+        elif guard.is_localhost(name):  # RFC 6761: loopback, whatever a resolver would say
+            found = [_numeric_result(host, address, port) for address in guard.LOOPBACK]
         else:
             self._inner = self._inner or aiohttp.DefaultResolver()
             found = await self._inner.resolve(host, port, family)
         if not self._guard or name in self._exempt:
             return found
-        allowed = [result for result in found if not forbidden_address(result["host"])]
+        allowed = [result for result in found if not guard.forbidden_address(result["host"])]
         if not allowed:
             raise ForbiddenAddressError(host)
         return allowed
@@ -173,14 +108,14 @@ def reason_of(exc: BaseException) -> str:
     """The contract's reason word for a failed request: the one place that knows exceptions."""
     cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
     if isinstance(cause, ForbiddenAddressError):
-        return "forbidden_address"
+        return Reason.FORBIDDEN_ADDRESS
     if isinstance(exc, TimeoutError):  # asyncio's timeouts and aiohttp's ServerTimeoutError
-        return "timeout"
+        return Reason.TIMEOUT
     if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError | ssl.CertificateError):
-        return "tls_error"
+        return Reason.TLS_ERROR
     if isinstance(exc, aiohttp.ClientConnectorDNSError | socket.gaierror):
-        return "dns_error"
-    return "connection_error"
+        return Reason.DNS_ERROR
+    return Reason.CONNECTION_ERROR
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,8 +264,8 @@ class Fetcher:
         if self.settings.allow_private or target.raw_host is None:
             return
         host = target.raw_host
-        if _is_ip_literal(host):
-            if forbidden_address(host):
+        if guard.is_ip_literal(host) or guard.is_localhost(host):
+            if guard.forbidden_host(host):
                 raise ForbiddenAddressError(host)
         elif self.settings.proxy:
             await self._resolver.resolve(host, target.port or 0, socket.AF_UNSPEC)
@@ -434,14 +369,6 @@ async def _read(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
         size += len(chunk)
     body = b"".join(chunks)
     return (body[:limit], True) if size > limit else (body, False)
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 def _log_failure(url: str, exc: Exception, reason: str | None) -> None:

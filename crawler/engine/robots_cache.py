@@ -1,0 +1,104 @@
+"""robots.txt per origin for one run: fetched once, shared by concurrent askers, kept 24 h at most.
+
+RFC 9309: a 2xx answer is parsed (`crawler.core.robots`), up to five redirects are followed
+with the rules applied to the original origin, 4xx other than 429 allows all, and 5xx, 429 or
+a timeout after retries disallows all (`unavailable`). A site that gives no response at all
+(DNS, refused connection, TLS) is unreachable, not blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from crawler.config import Settings
+from crawler.core.robots import RobotsPolicy
+from crawler.engine.fetch import Chain, Fetcher, Response
+from crawler.models import NO_RESPONSE_REASONS, Reason
+
+ROBOTS_ORIGINS = 20_000
+ROBOTS_TTL = 24 * 3600.0
+ROBOTS_REDIRECTS = 5  # RFC 9309, section 2.3.1.2
+
+
+@dataclass(frozen=True, slots=True)
+class RobotsAnswer:
+    """robots.txt of one origin: a policy, or why the host gave no response at all."""
+
+    policy: RobotsPolicy | None
+    reason: str | None = None
+    attempts: int = 0
+
+
+class RobotsCache:
+    """robots.txt per origin: fetched once, shared by concurrent askers, kept 24 h at most."""
+
+    def __init__(self, fetcher: Fetcher, settings: Settings) -> None:
+        self._fetcher = fetcher
+        self._settings = settings
+        # An origin's answer, or the task fetching it while it is not known yet.
+        self._entries: OrderedDict[str, tuple[float, RobotsAnswer | asyncio.Task[RobotsAnswer]]] = (
+            OrderedDict()
+        )
+        self._loading: set[asyncio.Task[RobotsAnswer]] = set()
+
+    async def get(self, origin: str) -> RobotsAnswer:
+        """The answer for `origin` (scheme://host[:port]), fetching robots.txt when not known."""
+        entry = self._entries.get(origin)
+        if entry is None or time.monotonic() - entry[0] > ROBOTS_TTL:
+            task = asyncio.create_task(self._load(origin))
+            self._loading.add(task)
+            task.add_done_callback(lambda done: self._settle(origin, done))
+            entry = self._entries[origin] = (time.monotonic(), task)
+            if len(self._entries) > ROBOTS_ORIGINS:
+                self._entries.popitem(last=False)
+        self._entries.move_to_end(origin)
+        known = entry[1]
+        if isinstance(known, RobotsAnswer):
+            return known
+        # Shielded: one asker giving up must not cancel the fetch the others wait for.
+        return await asyncio.shield(known)
+
+    def _settle(self, origin: str, task: asyncio.Task[RobotsAnswer]) -> None:
+        """Keep the answer rather than its finished task (a task weighs more than many policies)."""
+        self._loading.discard(task)
+        entry = self._entries.get(origin)
+        if entry is not None and entry[1] is task and not task.cancelled() and task.exception() is None:
+            self._entries[origin] = (entry[0], task.result())
+
+    def cancel(self) -> list[asyncio.Task[RobotsAnswer]]:
+        """Cancel every robots.txt fetch in flight; returns them to be awaited."""
+        for task in self._loading:
+            task.cancel()
+        return list(self._loading)
+
+    async def _load(self, origin: str) -> RobotsAnswer:
+        chain = Chain(ROBOTS_REDIRECTS)
+        url = first = origin + "/robots.txt"
+        while True:
+            answer = await self._fetcher.get(url, max_bytes=self._settings.max_robots_bytes)
+            if answer.reason is not None:
+                return _robots_failure(answer, hop=url != first)
+            if answer.location is None:
+                policy = RobotsPolicy.from_response(
+                    answer.status or 0, answer.body, max_bytes=self._settings.max_robots_bytes
+                )
+                return RobotsAnswer(policy, attempts=answer.attempts)
+            if not chain.follow(url, answer.status, answer.location):
+                # RFC 9309: past five redirects robots.txt may be taken as unavailable (4xx).
+                return RobotsAnswer(RobotsPolicy.allow_all(), attempts=answer.attempts)
+            url = answer.location
+
+
+def _robots_failure(answer: Response, *, hop: bool) -> RobotsAnswer:
+    """No robots.txt response: no response at all from the site itself means unreachable.
+
+    A timeout, and any failure past a redirect (the site did answer), leave robots.txt
+    unreachable in RFC 9309's sense: complete disallow. A forbidden address blocks the site
+    under that name wherever it comes, so a robots.txt redirect into a private network says so.
+    """
+    if answer.reason == Reason.FORBIDDEN_ADDRESS or (not hop and answer.reason in NO_RESPONSE_REASONS):
+        return RobotsAnswer(None, answer.reason, answer.attempts)
+    return RobotsAnswer(RobotsPolicy.unavailable_policy(), attempts=answer.attempts)
