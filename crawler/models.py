@@ -7,8 +7,10 @@ output format (see the README); changing one is a breaking change.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -110,6 +112,17 @@ class Region(StrEnum):
     FOOTER = "footer"
     ASIDE = "aside"
     COMMENTS = "comments"
+
+
+def new_run_id(now: datetime) -> str:
+    """A run id: when it started (UTC, to the second) and six random hex digits, e.g.
+    `20260101T080000Z-1a2b3c`; ids sort by start time."""
+    return f"{as_utc(now):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def as_utc(moment: datetime) -> datetime:
+    """`moment` in UTC; a naive datetime is taken to be UTC already."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def claim_key(source_url: str, target_url: str) -> str:

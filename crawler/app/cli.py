@@ -26,6 +26,8 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+import structlog
+
 from crawler import config, logs
 from crawler.app import display
 from crawler.app.export import ExportFormat, csv_header, csv_row, json_line
@@ -33,11 +35,13 @@ from crawler.app.inputs import FORMATS, read_claims
 from crawler.app.run import RunOutcome, run_async, verify_run
 from crawler.config import SPECS, Kind, Settings, SettingSpec, __version__
 from crawler.errors import ConfigError, CrawlerError
-from crawler.models import Result, Status
+from crawler.models import Reason, Result, Status
 from crawler.store.sqlite import Report, Store
 
 if TYPE_CHECKING:
     from crawler.app.demo import DemoSite
+
+log = structlog.get_logger()
 
 EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 70, 130, 141
 DEFAULT_DB = "crawler.sqlite"
@@ -56,8 +60,13 @@ class UsageError(CrawlerError):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code. (`crawler.__main__` makes SIGTERM and SIGHUP
     stop it as Ctrl-C does until a run installs its own handlers.)"""
+    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not words:  # a bare `crawler`: what it can do, not an error
+        parser.print_help()
+        return EXIT_OK
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(_command_first(words))
         return int(args.handler(args))
     except CrawlerError as error:
         print(f"crawler: error: {error}", file=sys.stderr)
@@ -74,6 +83,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # Parser --------------------------------------------------------------------------------
+
+# Options every command takes, accepted before the command too (`crawler --db x report`).
+_GLOBAL_OPTIONS = {"--db": True, "--config": True, "--log-format": True, "-q": False, "--quiet": False}
+COMMANDS = ("verify", "export", "report", "runs", "demo", "settings")
+
+
+def _command_first(words: list[str]) -> list[str]:
+    """`words` with the global options written before the command moved after it."""
+    moved: list[str] = []
+    at = 0
+    while at < len(words) and words[at] not in COMMANDS:
+        name = words[at].split("=", 1)[0]
+        if name not in _GLOBAL_OPTIONS:
+            return words  # argparse says what is wrong
+        takes_value = _GLOBAL_OPTIONS[name] and "=" not in words[at]
+        moved += words[at : at + 1 + takes_value]
+        at += 1 + takes_value
+    if at == len(words) or not moved:
+        return words
+    return [words[at], *moved, *words[at + 1 :]]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,11 +192,12 @@ def _add_setting_flag(group: argparse._ArgumentGroup, spec: SettingSpec) -> None
         )
     else:
         metavar = spec.name.upper()
+        default = spec.default if spec.default not in ("", None) else "none"
         group.add_argument(
             spec.flag,
             type=_text_parser(spec),
             metavar=metavar,
-            help=f"{spec.help} (default: {spec.default})",
+            help=f"{spec.help} (default: {default})",
             **common,
         )
 
@@ -256,6 +286,7 @@ def verify_command(args: argparse.Namespace) -> int:
     if not args.inputs and not Path(args.db).is_file():
         raise UsageError(f"{args.db}: no such database: give claims files to verify")
     db = _new_or_existing_db(args.db)
+    _refuse_overwriting(args.output, "--output", [*args.inputs, *_db_files(args.db)])
     with contextlib.ExitStack() as stack:
         readers = [stack.enter_context(read_claims(path, format=args.format)) for path in args.inputs]
         output = stack.enter_context(_output(args.output))
@@ -269,7 +300,48 @@ def verify_command(args: argparse.Namespace) -> int:
     summary_in_logs = summary is sys.stderr and log_format is logs.LogFormat.JSON
     if not args.quiet and not summary_in_logs:
         display.console(summary).print(display.report_tables(outcome.report))
+    for hint in _hints(outcome, settings, fail_on):
+        log.warning(hint)
     return _exit_code(outcome, fail_on)
+
+
+def _hints(outcome: RunOutcome, settings: Settings, fail_on: frozenset[Status]) -> Iterator[str]:
+    """What a person should know after a run, one line each."""
+    forbidden = outcome.reasons.get(Reason.FORBIDDEN_ADDRESS, 0)
+    if forbidden and not settings.allow_private:
+        yield (
+            f"{forbidden} claim(s) blocked because their pages are on loopback, private or other "
+            "non-public addresses (forbidden_address); --allow-private checks such pages "
+            "(never turn it on against the open web)"
+        )
+    if outcome.interrupted:
+        yield f"run {outcome.info.id} interrupted: run `crawler verify` again on this database to resume it"
+    elif failed := {s: n for s in fail_on if (n := outcome.info.by_status.get(s, 0))}:
+        counts = ", ".join(f"{n} {status.value}" for status, n in sorted(failed.items()))
+        yield f"exit code {EXIT_FAIL_ON}: --fail-on matched {counts}"
+
+
+def _db_files(db: str) -> list[str]:
+    return [db, f"{db}-wal", f"{db}-shm"]
+
+
+def _refuse_overwriting(path: str | None, option: str, protected: Sequence[str]) -> None:
+    """Refuse an output path that names an input file or the database (nothing is touched)."""
+    if path is None or path == "-":
+        return
+    target = Path(path)
+    for other in protected:
+        if other == "-":
+            continue
+        if _same_file(target, Path(other)):
+            raise UsageError(f"{option} {path}: names {other}, which would be overwritten")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    with contextlib.suppress(OSError):
+        if a.exists() and b.exists():
+            return a.samefile(b)  # same inode: hard links, symlinks and other spellings included
+    return a.resolve() == b.resolve()
 
 
 @contextlib.contextmanager
@@ -360,11 +432,13 @@ def demo_command(args: argparse.Namespace) -> int:
     out = display.console(_utf8(sys.stdout))
     progress = display.run_progress(display.console(sys.stderr), quiet=args.quiet)
     outcome, results, site = run_async(_demo(_new_or_existing_db(args.db), progress))
-    hosts = ", ".join(f"{name} {where}" for name, where in site.authorities.items())
-    out.print(f"Demo site served on loopback addresses: {hosts}.")
-    out.print("The demo allows private addresses for that reason; never do so against the open web.\n")
-    out.print(display.results_table(results))
-    out.print(display.report_tables(outcome.report, tags=("vendor",)))
+    if not args.quiet:
+        hosts = ", ".join(f"{name} {where}" for name, where in site.authorities.items())
+        out.print(f"Demo site served on loopback addresses: {hosts}.")
+        out.print("The demo allows private addresses for that reason; never do so against the open web.\n")
+    if not args.quiet:
+        out.print(display.results_table(results))
+        out.print(display.report_tables(outcome.report, tags=("vendor",)))
     return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
 
 

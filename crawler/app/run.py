@@ -15,7 +15,8 @@ import contextlib
 import dataclasses
 import gc
 import signal
-from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -81,6 +82,12 @@ async def run_claims(
     """
     run = await store.begin_run(settings_record(settings), fresh=fresh)
     log.info("run started", run_id=run.id, resumed=run.resumed)
+    if run.resumed and sources:
+        log.warning(
+            "new claims join the interrupted run being resumed",
+            run_id=run.id,
+            hint="use --fresh (fresh=True) to start a new run instead",
+        )
     work = asyncio.create_task(_work(store, run, sources, settings, on_result, on_start))
     try:
         interrupted = await (_until_done_or_signalled(work) if stop_on_signals else _until_done(work))
@@ -134,10 +141,12 @@ def settings_record(settings: Settings) -> dict[str, object]:
 
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
-    """How a command's run ended: its counts, and whether a signal stopped it."""
+    """How a command's run ended: its counts, whether a signal stopped it, and the reasons of
+    the results this process decided."""
 
     report: Report
     interrupted: bool
+    reasons: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def info(self) -> RunInfo:
@@ -157,10 +166,13 @@ async def verify_run(
     result also written to `output` (JSON Lines) and shown by `progress`; SIGINT and SIGTERM
     stop the run, interrupted and resumable."""
     shown = progress or display.Silent()
+    reasons: Counter[str] = Counter()
 
     async def on_result(result: Result) -> None:
         _emit(output, result)
         shown.advance(result)
+        if result.reason is not None:
+            reasons[result.reason] += 1
 
     async with Store(db) as store:
         try:
@@ -175,7 +187,7 @@ async def verify_run(
             )
         finally:
             shown.stop()
-        return RunOutcome(await store.report(info.id), interrupted)
+        return RunOutcome(await store.report(info.id), interrupted, reasons)
 
 
 def run_async(work: Coroutine[Any, Any, _T]) -> _T:

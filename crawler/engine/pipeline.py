@@ -25,7 +25,6 @@ and closes the session before returning.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from contextlib import aclosing
@@ -39,7 +38,7 @@ from crawler.engine.fetch import Fetcher, Response
 from crawler.engine.pages import PageFetcher
 from crawler.engine.politeness import Politeness
 from crawler.engine.robots_cache import RobotsCache
-from crawler.models import Claim, Fetched, InvalidClaim, Reason, Result
+from crawler.models import Claim, Fetched, InvalidClaim, Reason, Result, new_run_id
 
 log = logs.get_logger(__name__)
 
@@ -58,7 +57,7 @@ async def verify(
     run_id: str | None = None,
 ) -> AsyncGenerator[Result, None]:
     """Verify `claims`, yielding each result as soon as it is decided (not in input order)."""
-    run = _Run(settings or Settings(), run_id or uuid.uuid4().hex)
+    run = _Run(settings or Settings(), run_id or new_run_id(datetime.now(UTC)))
     # aclosing: leaving early stops the run's tasks before the session closes, not at GC time.
     async with run.fetcher, aclosing(run.results(claims)) as results:
         async for result in results:
