@@ -11,7 +11,7 @@ failures of the job itself, each of which the command reports in one line with e
     ├── StoreError        a database that can't be opened, read or written
     │   └── RunHeldError  the database's run is held by another live process
     ├── OutputError       an `--output` or `--events` stream that can't be written (also an OSError)
-    ├── ArchiveError      the evidence archive can't be written (also an OSError)
+    ├── ArchiveError      the evidence archive can't be written
     └── RenderError       rendering is on but the browser or the `render` extra is missing
 """
 
@@ -51,8 +51,14 @@ class OutputError(CrawlerError, OSError):
     """An output stream (`--output`, `--events`) that can't be written: the run stops, resumable."""
 
 
-class ArchiveError(CrawlerError, OSError):
-    """The evidence archive can't be written: the run stops rather than drop evidence."""
+class ArchiveError(CrawlerError):
+    """The evidence archive can't be written (or a record read): the run stops rather than drop
+    evidence. `path` is the file or directory, `cause` what went wrong."""
+
+    def __init__(self, path: str, cause: BaseException) -> None:
+        super().__init__(f"archive {path}: {cause}")
+        self.path = path
+        self.cause = cause
 
 
 class RenderError(CrawlerError):
