@@ -22,7 +22,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -36,7 +36,8 @@ from crawler.app.run import RunOutcome, run_async, verify_run
 from crawler.config import SPECS, Kind, Settings, SettingSpec, __version__
 from crawler.errors import ConfigError, CrawlerError
 from crawler.models import Reason, Result, Status
-from crawler.store.sqlite import Report, Store
+from crawler.store.base import Report
+from crawler.store.sqlite import Store
 
 if TYPE_CHECKING:
     from crawler.app.demo import DemoSite
@@ -47,10 +48,7 @@ EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE 
 DEFAULT_DB = "crawler.sqlite"
 DEMO_DB = "demo.sqlite"
 # Mapping settings are given one item per flag, like curl's --header and --resolve.
-_ITEM_FLAGS = {
-    "headers": (("--header", "--headers"), ":", "NAME: VALUE"),
-    "resolve": (("--resolve",), "=", "HOST=ADDRESS"),
-}
+_ITEM_FLAGS = {"headers": ("--header", "--headers"), "resolve": ("--resolve",)}
 
 
 class UsageError(CrawlerError):
@@ -185,42 +183,15 @@ def _add_setting_flag(group: argparse._ArgumentGroup, spec: SettingSpec) -> None
         help = f"{spec.help} (default: {'on' if spec.default else 'off'})"
         group.add_argument(spec.flag, action=argparse.BooleanOptionalAction, help=help, **common)
     elif spec.kind is Kind.MAPPING:
-        flags, separator, metavar = _ITEM_FLAGS[spec.name]
-        item = _item_parser(spec.name, separator)
+        help = f"{spec.help}; comma-separated, repeatable"
         group.add_argument(
-            *flags, action="append", type=item, metavar=metavar, help=f"{spec.help} (repeatable)", **common
+            *_ITEM_FLAGS[spec.name], action="append", metavar=spec.item_form, help=help, **common
         )
     else:
-        metavar = spec.name.upper()
-        default = spec.default if spec.default not in ("", None) else "none"
-        group.add_argument(
-            spec.flag,
-            type=_text_parser(spec),
-            metavar=metavar,
-            help=f"{spec.help} (default: {default})",
-            **common,
-        )
-
-
-def _text_parser(spec: SettingSpec) -> Callable[[str], object]:
-    def parse(text: str) -> object:
-        try:
-            return spec.from_text(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    parse.__name__ = spec.name  # argparse names the type in some messages
-    return parse
-
-
-def _item_parser(name: str, separator: str) -> Callable[[str], tuple[str, str]]:
-    def parse(text: str) -> tuple[str, str]:
-        key, found, value = text.partition(separator)
-        if not found or not key.strip():
-            raise argparse.ArgumentTypeError(f"{name}: expected KEY{separator}VALUE, got {text!r}")
-        return key.strip(), value.strip()
-
-    return parse
+        listed = "; comma-separated" if spec.kind is Kind.LIST else ""
+        help = f"{spec.help}{listed} (default: {spec.default_text})"
+        metavar = "|".join(spec.choices) or spec.name.upper()
+        group.add_argument(spec.flag, metavar=metavar, help=help, **common)
 
 
 # Shared steps ---------------------------------------------------------------------------
@@ -229,9 +200,6 @@ def _item_parser(name: str, separator: str) -> Callable[[str], tuple[str, str]]:
 def load_settings(args: argparse.Namespace) -> Settings:
     """Settings from defaults < config file < environment < flags (see `config.load_settings`)."""
     flags = {spec.name: getattr(args, spec.name) for spec in SPECS if hasattr(args, spec.name)}
-    for name in _ITEM_FLAGS:
-        if name in flags:
-            flags[name] = dict(flags[name])
     return config.load_settings(args.config or config.env_option(config.ENV_CONFIG), flags=flags)
 
 

@@ -16,7 +16,16 @@ import dataclasses
 import gc
 import signal
 from collections import Counter
-from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -27,10 +36,11 @@ from crawler.__main__ import STOP_SIGNALS
 from crawler.app import display
 from crawler.app.export import json_line
 from crawler.config import Settings
-from crawler.engine import pipeline
+from crawler.engine import parsing, pipeline
 from crawler.errors import OutputError
 from crawler.models import Claim, InvalidClaim, Result
-from crawler.store.sqlite import Report, Run, RunInfo, Store
+from crawler.store.base import Report, Run, RunInfo
+from crawler.store.sqlite import Store
 
 try:
     import uvloop
@@ -80,7 +90,7 @@ async def run_claims(
     what was decided is saved). `on_start` gets the number of claims to verify, once imported.
     Any error, or the caller's cancellation, leaves the run interrupted and is raised.
     """
-    run = await store.begin_run(settings_record(settings), fresh=fresh)
+    run = await store.begin_run(settings.record(), fresh=fresh)
     log.info("run started", run_id=run.id, resumed=run.resumed)
     if run.resumed and sources:
         log.warning(
@@ -122,21 +132,18 @@ async def _work(
         await store.add_all_claims(run)
     if on_start is not None:
         on_start((await store.run_info(run.id)).pending)
-    # aclosing: the generator is closed at once if we stop early, not at garbage collection.
-    verified = pipeline.verify(store.pending(run), settings, run_id=run.id)
+    async with parsing.page_reader(settings.workers) as reader:
+        # aclosing: the generator is closed at once if we stop early, not at garbage collection.
+        verified = pipeline.verify(store.pending(run), settings, run_id=run.id, reader=reader)
+        await _save(store, verified, on_result)
+
+
+async def _save(store: Store, verified: AsyncGenerator[Result, None], on_result: ResultSink | None) -> None:
     async with store.writer() as writer, contextlib.aclosing(verified) as results:
         async for result in results:
             await writer.add(result)
             if on_result is not None:
                 await on_result(result)
-
-
-def settings_record(settings: Settings) -> dict[str, object]:
-    """The settings stored with a run; header values are left out, they may hold secrets."""
-    record: dict[str, object] = {name: getattr(settings, name) for name in settings.__dataclass_fields__}
-    record["headers"] = sorted(settings.headers)
-    record["resolve"] = dict(settings.resolve)
-    return record
 
 
 @dataclass(frozen=True, slots=True)

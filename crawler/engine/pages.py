@@ -13,8 +13,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from crawler.config import Settings
-from crawler.core import decode, extract, urls
+from crawler.core import urls
 from crawler.engine.fetch import Chain, Fetcher, Response
+from crawler.engine.parsing import PageReader, Read
 from crawler.engine.robots_cache import RobotsAnswer, RobotsCache
 from crawler.models import Claim, Fetched, Page, Reason
 
@@ -42,10 +43,13 @@ class _Trail:
 class PageFetcher:
     """Fetches one source page: robots per hop, redirects, meta refresh, decode and parse."""
 
-    def __init__(self, fetcher: Fetcher, robots: RobotsCache, settings: Settings) -> None:
+    def __init__(
+        self, fetcher: Fetcher, robots: RobotsCache, settings: Settings, reader: PageReader | None = None
+    ) -> None:
         self._fetcher = fetcher
         self._robots = robots
         self._settings = settings
+        self._reader = reader or PageReader()
 
     async def fetch(self, url: str, claims: Sequence[Claim] = ()) -> tuple[Fetched, Response | None]:
         """Everything learned about the page at `url` (no fragment), as the verdict's input, and
@@ -68,7 +72,7 @@ class PageFetcher:
             trail.attempts = answer.attempts
             if answer.reason is not None:
                 return self._fetched(url, current, trail, reason=answer.reason), None
-            page, encoding = self.parse(answer, claims) if answer.location is None else (None, None)
+            page, encoding = await self.read(answer, claims) if answer.location is None else (None, None)
             target = answer.location or _refresh_target(answer, page)
             if target is None or not trail.chain.follow(
                 current, None if answer.location is None else answer.status, target
@@ -106,29 +110,25 @@ class PageFetcher:
             robots_index_allowed=robots.policy.can_fetch(current, self._settings.index_agent),
         )
 
-    def parse(self, answer: Response, claims: Sequence[Claim] = ()) -> tuple[Page | None, str | None]:
+    async def read(self, answer: Response, claims: Sequence[Claim] = ()) -> Read:
         """The page of an HTML answer and its encoding; a 2xx page is read for `claims` only."""
-        content_type = answer.header("content-type")
-        if not decode.is_html(content_type, answer.body):
-            return None, None
-        decoded = decode.decode_html(answer.body, content_type)
         targets = None
         if claims and 200 <= (answer.status or 0) < 300:
             targets = list(dict.fromkeys(urls.Target.of(claim.target_url, claim.match) for claim in claims))
-        page = extract.parse_page(
-            decoded.utf8,
+        return await self._reader.read(
+            answer.body,
+            answer.header("content-type"),
             answer.url,
             index_agent=self._settings.index_agent,
             targets=targets,
         )
-        return page, decoded.encoding
 
-    def reread(self, fetched: Fetched, final: Response | None, claim: Claim) -> Fetched:
+    async def reread(self, fetched: Fetched, final: Response | None, claim: Claim) -> Fetched:
         """`fetched` with its page read again for `claim` when it was read for other targets."""
         page = fetched.page
         if page is None or final is None or page.covers(urls.Target.of(claim.target_url, claim.match)):
             return fetched
-        return replace(fetched, page=self.parse(final, [claim])[0])
+        return replace(fetched, page=(await self.read(final, [claim]))[0])
 
     async def _final(
         self,

@@ -36,8 +36,10 @@ from crawler.config import Settings
 from crawler.core import urls, verdict
 from crawler.engine.fetch import Fetcher, Response
 from crawler.engine.pages import PageFetcher
+from crawler.engine.parsing import PageReader
 from crawler.engine.politeness import Politeness
 from crawler.engine.robots_cache import RobotsCache
+from crawler.errors import CrawlerError
 from crawler.models import Claim, Fetched, InvalidClaim, Reason, Result, new_run_id
 
 log = logs.get_logger(__name__)
@@ -55,9 +57,13 @@ async def verify(
     settings: Settings | None = None,
     *,
     run_id: str | None = None,
+    reader: PageReader | None = None,
 ) -> AsyncGenerator[Result, None]:
-    """Verify `claims`, yielding each result as soon as it is decided (not in input order)."""
-    run = _Run(settings or Settings(), run_id or new_run_id(datetime.now(UTC)))
+    """Verify `claims`, yielding each result as soon as it is decided (not in input order).
+
+    Pages are read in this process, or by `reader` (see `crawler.engine.parsing`).
+    """
+    run = _Run(settings or Settings(), run_id or new_run_id(datetime.now(UTC)), reader or PageReader())
     # aclosing: leaving early stops the run's tasks before the session closes, not at GC time.
     async with run.fetcher, aclosing(run.results(claims)) as results:
         async for result in results:
@@ -79,6 +85,7 @@ class _Run:
 
     settings: Settings
     run_id: str
+    reader: PageReader
     politeness: Politeness = field(init=False)
     fetcher: Fetcher = field(init=False)
     robots: RobotsCache = field(init=False)
@@ -97,12 +104,14 @@ class _Run:
         self.politeness = Politeness(concurrency=s.concurrency, per_host=s.per_host, delay=s.delay)
         self.fetcher = Fetcher(s, self.politeness)
         self.robots = RobotsCache(self.fetcher, s)
-        self.pages = PageFetcher(self.fetcher, self.robots, s)
+        self.pages = PageFetcher(self.fetcher, self.robots, s, self.reader)
 
     async def results(self, claims: Iterable[Item] | AsyncIterable[Item]) -> AsyncGenerator[Result, None]:
         feed = asyncio.create_task(self._feed(claims))
         try:
             while (item := await self.out.get()) is not _DONE:
+                if isinstance(item, CrawlerError):
+                    raise item  # the run's own failure (a dead worker, an archive that can't be written)
                 self.out_room.release()
                 assert isinstance(item, Result)
                 yield item
@@ -139,7 +148,7 @@ class _Run:
             self.waiting_claims += 1
         elif key in self.recent:
             self.recent.move_to_end(key)
-            await self._emit(self._decide(item, *self.recent[key]))
+            await self._emit(await self._decide(item, *self.recent[key]))
         else:
             self.pending[key] = [item]
             self.waiting_claims += 1
@@ -158,10 +167,18 @@ class _Run:
         self.room_changed.set()
 
     async def _page(self, key: str) -> None:
+        try:
+            await self._judge_page(key)
+        except CrawlerError as error:  # not this page's fault: the whole run stops
+            self.out.put_nowait(error)
+
+    async def _judge_page(self, key: str) -> None:
         final = None
         try:
             # The list itself: claims that join while the page is fetched are read for too.
             fetched, final = await self.pages.fetch(key, self.pending[key])
+        except CrawlerError:
+            raise
         except Exception:  # a bug, perhaps triggered by a hostile page: one page fails, not the run
             log.exception("page_failed", url=key)
             fetched = Fetched(url=key, reason=Reason.INTERNAL_ERROR)
@@ -169,7 +186,7 @@ class _Run:
         self._remember(key, fetched, final)
         log.debug("page", url=key, status=fetched.status, reason=fetched.reason, claims=len(claims))
         for claim in claims:
-            await self._emit(self._decide(claim, fetched, final))
+            await self._emit(await self._decide(claim, fetched, final))
             self.waiting_claims -= 1
 
     def _remember(self, key: str, fetched: Fetched, final: Response | None) -> None:
@@ -179,12 +196,14 @@ class _Run:
             _, (_, dropped) = self.recent.popitem(last=False)
             self.recent_bytes -= len(dropped.body) if dropped is not None else 0
 
-    def _decide(self, claim: Claim, fetched: Fetched, final: Response | None = None) -> Result:
+    async def _decide(self, claim: Claim, fetched: Fetched, final: Response | None = None) -> Result:
         now = datetime.now(UTC)
         agent = self.settings.index_agent
         try:
-            fetched = self.pages.reread(fetched, final, claim)
+            fetched = await self.pages.reread(fetched, final, claim)
             return verdict.decide(claim, fetched, run_id=self.run_id, now=now, index_agent=agent)
+        except CrawlerError:
+            raise
         except Exception:  # same as above: report this claim as not checked, keep going
             log.exception("verdict_failed", url=fetched.url, claim_id=claim.id)
             failed = Fetched(url=fetched.url, reason=Reason.INTERNAL_ERROR)

@@ -1,0 +1,134 @@
+"""Where pages are read: in the run's own process, or in worker processes (`workers` > 1).
+
+Reading a page (decoding its bytes, parsing the HTML, reading its links) is most of a run's CPU
+and runs on one core at a time in a Python process. With `workers` above 1 the bodies go to a
+pool of processes as bytes and come back as `Page` values; everything else stays in the run's
+process: politeness, robots.txt, redirects, rendering, verdicts and the store. So per-host limits,
+robots.txt once per origin and the results are exactly those of one process, by construction.
+A worker gets a page's bytes and targets, never the claim set: its memory does not grow with
+the input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import signal
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from types import TracebackType
+
+from crawler.core import decode, extract, urls
+from crawler.errors import CrawlerError
+from crawler.models import Page
+
+Read = tuple[Page | None, str | None]
+"""A page read: what its HTML says (None when the body is not HTML) and the charset it was read in."""
+
+
+class WorkerError(CrawlerError):
+    """A worker process died (killed, out of memory): the run stops, resumable."""
+
+
+def read_page(
+    body: bytes,
+    content_type: str | None,
+    url: str,
+    *,
+    index_agent: str,
+    targets: Sequence[urls.Target] | None,
+) -> Read:
+    """The page of an HTML body at final URL `url`, read for `targets` (None: whole), and its charset."""
+    if not decode.is_html(content_type, body):
+        return None, None
+    decoded = decode.decode_html(body, content_type)
+    page = extract.parse_page(decoded.utf8, url, index_agent=index_agent, targets=targets)
+    return page, decoded.encoding
+
+
+class PageReader:
+    """Reads pages in this process: the library's way, and the command's with one worker."""
+
+    async def read(
+        self,
+        body: bytes,
+        content_type: str | None,
+        url: str,
+        *,
+        index_agent: str,
+        targets: Sequence[urls.Target] | None,
+    ) -> Read:
+        return read_page(body, content_type, url, index_agent=index_agent, targets=targets)
+
+    async def __aenter__(self) -> PageReader:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        return None
+
+
+class PoolReader(PageReader):
+    """Reads pages in `workers` processes; the event loop only sends bytes and awaits `Page`s.
+
+    Workers are started fresh (`spawn`: nothing of the parent's loop or sockets is inherited) and
+    ignore SIGINT and SIGTERM: the run's process alone decides when to stop, and shuts them down.
+    A worker that dies fails the run with `WorkerError`, never hangs it.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
+        )
+
+    async def read(
+        self,
+        body: bytes,
+        content_type: str | None,
+        url: str,
+        *,
+        index_agent: str,
+        targets: Sequence[urls.Target] | None,
+    ) -> Read:
+        loop = asyncio.get_running_loop()
+        call = _Call(content_type, url, index_agent, tuple(targets) if targets is not None else None)
+        try:
+            return await loop.run_in_executor(self._pool, call, body)
+        except BrokenProcessPool:
+            raise WorkerError(
+                "a worker process died (killed or out of memory): run verify again to resume"
+            ) from None
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        # Pages still queued are not needed any more; running ones finish within milliseconds.
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+
+
+class _Call:
+    """A picklable call of `read_page` with everything but the body."""
+
+    __slots__ = ("content_type", "index_agent", "targets", "url")
+
+    def __init__(
+        self, content_type: str | None, url: str, index_agent: str, targets: tuple[urls.Target, ...] | None
+    ) -> None:
+        self.content_type, self.url, self.index_agent, self.targets = content_type, url, index_agent, targets
+
+    def __call__(self, body: bytes) -> Read:
+        return read_page(
+            body, self.content_type, self.url, index_agent=self.index_agent, targets=self.targets
+        )
+
+
+def _worker_start() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def page_reader(workers: int) -> PageReader:
+    """In this process for one worker, else a pool of `workers` processes."""
+    return PoolReader(workers) if workers > 1 else PageReader()

@@ -1,0 +1,192 @@
+"""Worker processes (`workers` > 1) read pages for the run's process: the same results as one
+process, politeness held server side, and a worker that dies fails the run cleanly, resumable."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from contract import TARGET, environ, html, linked, rows
+from servers import Server, Servers, redirect, respond
+
+# Fields that tell two runs apart even when they agree (SPEC section 13).
+RUN_FIELDS = ("run_id", "checked_at", "elapsed_ms", "evidence")
+HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
+
+
+async def varied_site(servers: Servers) -> list[Server]:
+    """Four hosts with every kind of page: followed, nofollow, noindex, gone, redirected across
+    hosts, meta refresh, robots disallow, a windows-1252 page, a link only in <noscript>."""
+    robots = respond("User-agent: *\nDisallow: /private\n", content_type="text/plain")
+    other = await servers.app(
+        {"/robots.txt": robots, "/landing": respond(linked()), "/private": respond(linked())}, HOSTS[1]
+    )
+    latin = linked(text="caf\xe9").encode("cp1252")
+    main = await servers.app(
+        {
+            "/robots.txt": respond("User-agent: *\nAllow: /\n", content_type="text/plain"),
+            "/followed": respond(linked()),
+            "/nofollow": respond(linked('rel="nofollow"')),
+            "/noindex": respond(linked(), headers={"X-Robots-Tag": "noindex"}),
+            "/gone": respond("gone", status=410),
+            "/moved": redirect(other.url("/landing")),
+            "/refresh": respond(
+                html("", f'<meta http-equiv="refresh" content="0; url={other.url("/landing")}">')
+            ),
+            "/latin": respond(latin, content_type="text/html; charset=windows-1252"),
+            "/noscript": respond(html(f'<noscript><a href="{TARGET}">only here</a></noscript>')),
+            "/missing": respond(html("<p>nothing</p>")),
+            "/image": respond(b"\x89PNG", content_type="image/png"),
+        },
+        HOSTS[0],
+    )
+    more = [
+        await servers.app({f"/p{n}": respond(linked(text=f"page {n}")) for n in range(12)}, host)
+        for host in HOSTS[2:]
+    ]
+    return [main, other, *more]
+
+
+def claims_file(sites: list[Server], path: Path) -> Path:
+    main, other, *more = sites
+    paths = ["/followed", "/nofollow", "/noindex", "/gone", "/moved", "/refresh", "/latin", "/noscript",
+             "/missing", "/image"]  # fmt: skip
+    urls = [main.url(p) for p in paths] + [other.url("/private")]
+    urls += [site.url(f"/p{n}") for site in more for n in range(12)]
+    lines = ["source_url,target_url,expected_anchor"] + [f"{url},{TARGET},anchor text" for url in urls]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+async def crawler(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crawler", *args, cwd=cwd, env=environ(env),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def comparable(jsonl: str) -> dict[str, dict[str, Any]]:
+    found = {}
+    for line in jsonl.splitlines():
+        record = json.loads(line)
+        found[record["claim_id"]] = {k: v for k, v in record.items() if k not in RUN_FIELDS}
+    return found
+
+
+class TestSameAsOneProcess:
+    async def test_every_field_agrees(self, servers: Servers, tmp_path: Path) -> None:
+        """The same claims verified with 1 and with 2 workers give the same results, field by field."""
+        claims = claims_file(await varied_site(servers), tmp_path / "claims.csv")
+        exported = {}
+        for workers in ("1", "2"):
+            db = f"w{workers}.sqlite"
+            code, _, err = await crawler("verify", str(claims), "--db", db, "-q", cwd=tmp_path,
+                                         env={"CRAWLER_WORKERS": workers})  # fmt: skip
+            assert code == 0, err
+            code, out, err = await crawler("export", "--db", db, "--format", "jsonl", cwd=tmp_path, env={})
+            assert code == 0, err
+            exported[workers] = comparable(out)
+        assert len(exported["1"]) == 35
+        assert exported["1"] == exported["2"]
+        statuses = {record["status"] for record in exported["2"].values()}
+        assert statuses >= {"verified", "nofollow", "not_indexable", "page_error", "missing", "blocked"}
+
+    async def test_politeness_holds_server_side(self, servers: Servers, tmp_path: Path) -> None:
+        """With 2 workers, each host sees one request at a time and starts at least `delay` apart."""
+        sites = await varied_site(servers)
+        claims = claims_file(sites, tmp_path / "claims.csv")
+        env = {"CRAWLER_WORKERS": "2", "CRAWLER_DELAY": "0.1", "CRAWLER_PER_HOST": "1"}
+        code, _, err = await crawler("verify", str(claims), "--db", "c.sqlite", "-q", cwd=tmp_path, env=env)
+        assert code == 0, err
+        for site in sites:
+            starts = sorted(site.log.starts())
+            assert site.log.peak == 1
+            gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+            assert min(gaps) >= 0.1 - 0.005  # 5 ms: the server's clock reads arrival, not the send
+
+
+def workers_of(pid: int) -> list[int]:
+    """The worker processes of the command `pid` (its multiprocessing children), from /proc."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return [child for child in found if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, dead but not reaped yet, is not alive)."""
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def started(server: Server, requests: int) -> None:
+    """Returns once `server` has seen `requests` requests: the run is well under way."""
+    for _ in range(600):
+        if len(server.log.hits) >= requests:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the run never got going")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find the worker processes")
+class TestWorkerDeath:
+    async def test_a_killed_worker_fails_the_run_cleanly(self, servers: Servers, tmp_path: Path) -> None:
+        """kill -9 of a worker mid-run: the command exits 2 with one line, the run is interrupted,
+        and the next verify resumes it to the end."""
+        slow = await servers.app({f"/p{n}": respond(linked(), delay=0.05) for n in range(300)}, HOSTS[0])
+        claims = tmp_path / "claims.csv"
+        claims.write_text(
+            "source_url,target_url\n" + "".join(f"{slow.url(f'/p{n}')},{TARGET}\n" for n in range(300))
+        )
+        env = environ({"CRAWLER_WORKERS": "2", "CRAWLER_PER_HOST": "4"})
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crawler", "verify", str(claims), "--db", "c.sqlite", "-q",
+            cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await started(slow, 40)
+        workers = workers_of(process.pid)
+        assert len(workers) == 2
+        os.kill(workers[-1], signal.SIGKILL)
+        _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == 2, err.decode()
+        assert "worker process died" in err.decode()
+        assert "Traceback" not in err.decode()
+        assert rows(tmp_path / "c.sqlite", "SELECT status FROM runs") == [("interrupted",)]
+        code, _, err2 = await crawler(
+            "verify", "--db", "c.sqlite", "-q", cwd=tmp_path, env={"CRAWLER_WORKERS": "2"}
+        )
+        assert code == 0, err2
+        assert rows(tmp_path / "c.sqlite", "SELECT count(*) FROM results") == [(300,)]
+
+    async def test_sigterm_stops_parent_and_workers(self, servers: Servers, tmp_path: Path) -> None:
+        """SIGTERM to the command: exit 130, what was decided is saved, no worker is left behind."""
+        slow = await servers.app({f"/p{n}": respond(linked(), delay=0.05) for n in range(300)}, HOSTS[0])
+        claims = tmp_path / "claims.csv"
+        claims.write_text(
+            "source_url,target_url\n" + "".join(f"{slow.url(f'/p{n}')},{TARGET}\n" for n in range(300))
+        )
+        env = environ({"CRAWLER_WORKERS": "2", "CRAWLER_PER_HOST": "4"})
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crawler", "verify", str(claims), "--db", "c.sqlite", "-q",
+            cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await started(slow, 40)
+        workers = workers_of(process.pid)
+        assert len(workers) == 2
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == 130, err.decode()
+        assert not any(alive(pid) for pid in workers)
+        decided = rows(tmp_path / "c.sqlite", "SELECT count(*) FROM results")[0][0]
+        assert 0 < decided < 300
