@@ -208,6 +208,20 @@ class TestCounts:
             (Status.VERIFIED, 3),
         ]
 
+    def test_reasons_commonest_first_invalid_rows_as_one(self) -> None:
+        """Results by reason, commonest first; every invalid row's reason counts as `invalid`."""
+        rows = (
+            row("a", Status.PAGE_ERROR, "new", "https://a.org/", reason="http_404"),
+            row("b", Status.UNREACHABLE, "new", "https://b.org/", reason="timeout"),
+            row("c", Status.PAGE_ERROR, "new", "https://c.org/", reason="http_404"),
+            row("d", Status.INVALID, "invalid", "https://d.org/", reason="row 2: source_url: missing"),
+            row("e", Status.INVALID, "invalid", "https://e.org/", reason="row 3: target_url: missing"),
+            row("f", Status.VERIFIED, "live", "https://f.org/"),
+        )
+        found = figures_of(rows, ())
+        assert list(found.reasons.items()) == [("http_404", 2), ("invalid", 2), ("timeout", 1)]
+        assert found.to_json()["reasons"] == {"http_404": 2, "invalid": 2, "timeout": 1}
+
     def test_flags(self, figures: Figures) -> None:
         """Each flag counts the claims carrying it."""
         assert {flag: n for flag, n in figures.flags.items() if n} == {

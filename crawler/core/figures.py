@@ -202,6 +202,8 @@ class Figures:
     referring_domains: int
     top_domains: tuple[DomainFigures, ...]
     statuses: Mapping[Status, int]
+    reasons: Mapping[str, int]
+    """Results by reason (why a page could not be judged), commonest first; `invalid` rows as one."""
     flags: Mapping[Flag, int]
     by_state: Mapping[State, int]
     anchor_classes: Mapping[AnchorClass, int]
@@ -260,6 +262,7 @@ class Figures:
             "referring_domains": self.referring_domains,
             "top_referring_domains": [asdict(domain) for domain in self.top_domains],
             "statuses": {status.value: n for status, n in self.statuses.items()},
+            "reasons": dict(self.reasons),
             "flags": {flag.value: n for flag, n in self.flags.items()},
             "by_state": {state.value: n for state, n in self.by_state.items()},
             "anchor_classes": {kind.value: n for kind, n in self.anchor_classes.items()},
@@ -335,6 +338,7 @@ class Accumulator:
         self._max_problems, self._max_events = max_problems, max_events
         self._live = self._followed = self._indexable = 0
         self._statuses: Counter[Status] = Counter()
+        self._reasons: Counter[str] = Counter()
         self._flags: Counter[Flag] = Counter()
         self._states: Counter[State] = Counter()
         self._classes: Counter[AnchorClass] = Counter()
@@ -355,6 +359,8 @@ class Accumulator:
         present = row.status in PRESENT
         self._total.claims += 1
         self._statuses[row.status] += 1
+        if row.reason is not None:  # an invalid row's reason names its row: counted as one word
+            self._reasons["invalid" if row.status is Status.INVALID else row.reason] += 1
         self._flags.update(row.flags)
         self._states[row.state] += 1
         if row.status is Status.VERIFIED:
@@ -406,6 +412,7 @@ class Accumulator:
                 )
             ),
             statuses={status: self._statuses[status] for status in Status},
+            reasons=dict(sorted(self._reasons.items(), key=lambda item: (-item[1], item[0]))),
             flags={flag: self._flags[flag] for flag in Flag},
             by_state={state: self._states[state] for state in State},
             anchor_classes={kind: self._classes[kind] for kind in AnchorClass},
