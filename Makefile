@@ -1,5 +1,7 @@
 # make demo   create .venv if absent, install the project, run the bundled demo
-# make test   install the test tools, then ruff, mypy --strict and the test suite
+# make test   install the test tools, then ruff, mypy --strict and the whole test suite (what CI runs)
+# make check  the same without the tests marked slow (container, kill and interrupt, soak-like): a quick pass
+# make fuzz   the property tests (hypothesis) with random examples instead of the repeatable ones
 # Needs Python 3.11+ (with its venv module) and make; PYTHON=python3.12 picks an interpreter.
 
 PYTHON ?= python3
@@ -9,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 BENCH_SCRIPTS := $(wildcard bench/parse_page.py bench/engine.py)
 
-.PHONY: demo test lint bench soak clean distclean
+.PHONY: demo test check fuzz lint bench soak clean distclean
 
 demo: $(INSTALLED)
 	$(BIN)/crawler demo
@@ -17,14 +19,22 @@ demo: $(INSTALLED)
 test: lint
 	$(BIN)/pytest
 
+check: lint
+	$(BIN)/pytest -m "not slow"
+
+# tests/conftest.py marks every test written with @given `property`, and reads the profile's name.
+fuzz: $(TEST_INSTALLED)
+	HYPOTHESIS_PROFILE=random $(BIN)/pytest -m property
+
+# mypy reads its files from pyproject.toml: crawler, tests, examples and bench.
 lint: $(TEST_INSTALLED)
 	$(BIN)/ruff check crawler tests examples bench
 	$(BIN)/ruff format --check crawler tests examples bench
 	$(BIN)/mypy
-	$(BIN)/mypy --strict examples
 	$(BIN)/hadolint Dockerfile
 
 # Quick benchmarks; bench/memory.py (1,000,000 claims, needs nginx) is run by hand, see its docstring.
+# parse_page.py reads ../shared/corpus beside the project: without it, it says so and skips (exit 0).
 bench: $(TEST_INSTALLED)
 	@for script in $(BENCH_SCRIPTS); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 

@@ -7,6 +7,7 @@ subprocess, and sites on real loopback servers (tests/servers.py), one address p
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import socket
@@ -18,25 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from servers import Handler, Server, Servers
+from settings_for_tests import fast
 
 import crawler
 
 TARGET = "http://target.test/page"
 """A claimed target that is never fetched: only links to it are looked for."""
-FAST: dict[str, Any] = {
-    "allow_private": True,
-    "delay": 0.0,
-    "timeout": 3.0,
-    "connect_timeout": 2.0,
-    "retries": 0,
-    "backoff": 0.01,
-    "max_retry_after": 1.0,
-}
-
-
-def settings(**changes: Any) -> crawler.Settings:
-    """Settings for loopback tests: private addresses allowed, no delay, no retries unless asked."""
-    return crawler.Settings(**(FAST | changes))
+# Contract tests count requests: no retries unless a test asks for them.
+settings = functools.partial(fast, timeout=3.0, connect_timeout=2.0, retries=0)
+"""Settings for loopback tests (`settings_for_tests.fast`) without retries."""
 
 
 def html(body: str, head: str = "") -> str:

@@ -521,6 +521,7 @@ async def _start_slow_run(
     return slow, process, out
 
 
+@pytest.mark.slow  # slow runs stopped by a signal, then resumed: 7 to 10 s each
 class TestInterrupt:
     @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
     async def test_stop_mid_run_then_resume(

@@ -58,7 +58,9 @@ class TestOutputNeverDestroysInputs:
         """`--output` naming a claims file exits 2 and leaves the file as it was."""
         claims = _claims_csv(site, tmp_path / "claims.csv")
         before = claims.read_bytes()
-        done = await crawler("verify", str(claims), "--db", "c.sqlite", "--output", "claims.csv", cwd=tmp_path)
+        done = await crawler(
+            "verify", str(claims), "--db", "c.sqlite", "--output", "claims.csv", cwd=tmp_path
+        )
         assert done.code == 2
         assert "--output" in done.stderr
         assert claims.read_bytes() == before

@@ -96,6 +96,7 @@ def test_image_declares_what_a_job_needs() -> None:
     assert image_environment()["CRAWLER_LOG_FORMAT"] == "json"
 
 
+@pytest.mark.slow  # builds the wheel and installs it into a fresh virtual environment
 async def test_entrypoint_verifies_the_demo_claims(image: Path, site: DemoSite, tmp_path: Path) -> None:
     """`docker run -v $PWD:/data image verify claims.csv` exits 0, writes the db to /data, logs JSON."""
     (tmp_path / "claims.csv").write_text(site.claims_text(), encoding="utf-8")
@@ -116,6 +117,7 @@ async def test_entrypoint_verifies_the_demo_claims(image: Path, site: DemoSite, 
     assert (tmp_path / "crawler.sqlite").is_file()
 
 
+@pytest.mark.slow  # the same image as above, and a run stopped in the middle
 async def test_sigterm_to_pid_one_stops_cleanly(image: Path, site: DemoSite, tmp_path: Path) -> None:
     """SIGTERM to the entrypoint process (PID 1 in the container) gives exit 130 and a resumable run."""
     (tmp_path / "claims.csv").write_text(site.claims_text(), encoding="utf-8")

@@ -394,7 +394,7 @@ class TestFlags:
             "canonical_elsewhere", "expired", "source_redirected", "cross_host_redirect",
             "anchor_mismatch", "rel_mismatch", "hidden", "boilerplate", "multiple_matches", "truncated",
             "crawl_delay_capped", "beyond_index_limit", "wrong_target", "unlinked_mention",
-            "bot_challenge", "meta_refresh",
+            "bot_challenge", "meta_refresh", "js_rendered", "render_failed",
         }  # fmt: skip
         assert {flag.value for flag in Flag} == words
 

@@ -27,6 +27,8 @@ CONTRACT_TYPES: dict[str, tuple[type, ...]] = {
     "tags": (dict,),
     "run_id": (str,),
     "checked_at": (str,),
+    "state": (str,),
+    "body_sha256": (str, type(None)),
     "status": (str,),
     "reason": (str, type(None)),
     "flags": (list,),
@@ -47,6 +49,7 @@ CONTRACT_TYPES: dict[str, tuple[type, ...]] = {
     "link": (dict, type(None)),
     "links_matched": (int,),
     "outbound_links": (int,),
+    "evidence": (dict, type(None)),
 }
 """Section 2, written out: the fields and their JSON types (the test must not trust the code)."""
 STATUSES = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from importlib import resources
 from pathlib import Path
@@ -51,19 +51,20 @@ class TestSurface:
         assert claim.id != crawler.Claim("https://blog.test/other", TARGET).id
         with pytest.raises(AttributeError):
             claim.id = "x"  # type: ignore[misc]
-        for bad in (
-            {"source_url": "ftp://x.test/"},
-            {"target_url": "not a url"},
-            {"expected_rel": "followed"},
-        ):
-            with pytest.raises(ValueError, match=next(iter(bad))):
-                crawler.Claim(**({"source_url": "https://a.test/", "target_url": TARGET} | bad))
+        bad_claims: dict[str, Callable[[], crawler.Claim]] = {
+            "source_url": lambda: crawler.Claim("ftp://x.test/", TARGET),
+            "target_url": lambda: crawler.Claim("https://a.test/", "not a url"),
+            "expected_rel": lambda: crawler.Claim("https://a.test/", TARGET, expected_rel="followed"),
+        }
+        for field_name, build in bad_claims.items():
+            with pytest.raises(ValueError, match=field_name):
+                build()
 
 
 class TestVerify:
     async def test_over_a_list(self, site: Server) -> None:
         """verify takes a list of claims (and invalid rows) and yields one result for each."""
-        claims = [
+        claims: list[crawler.Claim | crawler.InvalidClaim] = [
             crawler.Claim(site.url("/fast"), TARGET, id="a", tags={"vendor": "v"}),
             crawler.Claim(site.url("/none"), TARGET, id="b"),
             crawler.InvalidClaim("c", "", TARGET, "row 4: source_url: missing"),
@@ -114,7 +115,7 @@ class TestVerify:
     async def test_leaving_early_is_clean(self, site: Server) -> None:
         """Leaving the iteration early stops the run cleanly (no stray tasks or warnings)."""
         claims = [crawler.Claim(site.url("/fast"), TARGET), crawler.Claim(site.url("/slow"), TARGET)]
-        async with aclosing(crawler.verify(claims, settings())) as results:  # type: ignore[type-var]
+        async with aclosing(crawler.verify(claims, settings())) as results:
             async for result in results:
                 assert result.status is crawler.Status.VERIFIED
                 break

@@ -49,6 +49,7 @@ def decided(tmp_path: Path) -> dict[str, str]:
     return dict(rows(tmp_path / "c.sqlite", "SELECT claim_id, run_id FROM results"))
 
 
+@pytest.mark.slow  # runs stopped by a signal, then resumed: 2 to 4 s each
 class TestInterrupt:
     async def test_sigint_exits_130_and_resume_skips_decided(self, slow: Server, tmp_path: Path) -> None:
         """SIGINT exits 130 with results saved; the next verify resumes the run and skips decided claims."""

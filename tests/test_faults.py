@@ -22,6 +22,9 @@ import pytest
 from aiohttp import web
 from servers import Server, Servers, respond
 
+# Real processes killed and stopped over and over: seconds each (kill -9 trials take ~17 s).
+pytestmark = pytest.mark.slow
+
 TARGET = "https://target.example/landing"
 LINKED = f'<html><body><main><a href="{TARGET}">anchor</a></main></body></html>'
 SEED = 20_260_521

@@ -16,6 +16,7 @@ from typing import Any
 
 import brotli
 import pytest
+import settings_for_tests
 import trustme
 from aiohttp import web
 from servers import Servers, redirect, respond
@@ -32,19 +33,8 @@ TOLERANCE = 0.15
 SLACK = 1.0
 BOMB_BYTES = 128 * 1024 * 1024
 
-
-def fast(**changes: Any) -> Settings:
-    """Settings for tests: loopback allowed, no delays, short timeouts and backoff."""
-    base: dict[str, Any] = {
-        "allow_private": True,
-        "delay": 0.0,
-        "timeout": 2.0,
-        "connect_timeout": 1.0,
-        "retries": 2,
-        "backoff": 0.01,
-        "max_retry_after": 1.0,
-    }
-    return Settings(**(base | changes))
+# Two retries: the tests of retrying count three attempts.
+fast = functools.partial(settings_for_tests.fast, retries=2)
 
 
 @asynccontextmanager

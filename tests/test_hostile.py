@@ -21,13 +21,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 import brotli
 import pytest
 import trustme
 from aiohttp import web
 from servers import Handler, RawHandler, Server, Servers, redirect, respond
+from settings_for_tests import fast
 
 from crawler.config import Settings
 from crawler.engine.fetch import MAX_HEADERS
@@ -51,19 +51,6 @@ BOMB_GIB = 4
 ROBOTS_404 = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 RawPage = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-def fast(**changes: Any) -> Settings:
-    """Loopback allowed, no delay, short timeouts and backoff; everything else the defaults."""
-    base: dict[str, Any] = {
-        "allow_private": True,
-        "delay": 0.0,
-        "timeout": 2.0,
-        "connect_timeout": 1.0,
-        "retries": 1,
-        "backoff": 0.01,
-    }
-    return Settings(**(base | changes))
 
 
 # Memory ------------------------------------------------------------------------------------

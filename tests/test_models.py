@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from crawler.errors import ClaimError
 from crawler.models import (
     Claim,
-    ClaimError,
     ExpectedRel,
     Flag,
     Link,

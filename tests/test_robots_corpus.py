@@ -200,6 +200,7 @@ class TestRealFiles:
         assert len(files) == 4231
         assert elapsed < 20, f"{elapsed:.1f} s"
 
+    @pytest.mark.slow  # every real file through both parsers, every path: ~4 s
     def test_differences_from_protego_alone(self, shared: Path) -> None:
         """On real files our answers differ from plain protego's only where protego breaks RFC 9309.
 

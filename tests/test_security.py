@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
 import json
 import os
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from servers import Handler, Server, Servers, redirect, respond
+from settings_for_tests import fast
 
 from crawler.config import Settings
 from crawler.core.guard import forbidden_address
@@ -42,10 +44,8 @@ PUBLIC = "93.184.216.34"
 FAST = 1.0
 
 
-def guarded(**changes: Any) -> Settings:
-    """The default guard (allow_private false), no delay, short timeouts."""
-    base: dict[str, Any] = {"delay": 0.0, "timeout": 2.0, "connect_timeout": 1.0, "retries": 0}
-    return Settings(**(base | changes))
+# The loopback test settings with the guard back on (allow_private false, the default), no retries.
+guarded = functools.partial(fast, allow_private=False, retries=0)
 
 
 async def private_site(servers: Servers, host: str) -> Server:
