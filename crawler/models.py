@@ -270,6 +270,19 @@ class Redirect:
 
 
 @dataclass(frozen=True, slots=True)
+class Evidence:
+    """Where the archived response of a page lies: a WARC file (relative to `archive`), the
+    offset of its record, and the record's `WARC-Record-ID`."""
+
+    file: str
+    offset: int
+    record_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "offset": self.offset, "record_id": self.record_id}
+
+
+@dataclass(frozen=True, slots=True)
 class Fetched:
     """Everything the engine learned about one source page: the verdict's only input besides the claim.
 
@@ -295,19 +308,10 @@ class Fetched:
     robots_crawler_allowed: bool | None = None
     robots_index_allowed: bool | None = None
     page: Page | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """Where the archived response of a page lies: a WARC file (relative to `archive`), the
-    offset of its record, and the record's `WARC-Record-ID`."""
-
-    file: str
-    offset: int
-    record_id: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "offset": self.offset, "record_id": self.record_id}
+    body_sha256: str | None = None
+    """SHA-256 (hex) of the final response's body after content decoding; None without one."""
+    evidence: Evidence | None = None
+    """Where the final response (or the rendered document) is archived, when `archive` is set."""
 
 
 @dataclass(frozen=True, slots=True)

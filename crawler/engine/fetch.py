@@ -39,8 +39,9 @@ from yarl import URL
 from crawler import logs
 from crawler.config import Settings
 from crawler.core import guard, retry, urls
+from crawler.engine.archive import Archive, Exchange
 from crawler.engine.politeness import Politeness
-from crawler.models import Reason, Redirect
+from crawler.models import Evidence, Reason, Redirect
 
 log = logs.get_logger(__name__)
 
@@ -132,6 +133,8 @@ class Response:
     """The absolute http(s) URL a redirect status points to; None when not a redirect to follow."""
     elapsed: float = 0.0
     attempts: int = 1
+    evidence: Evidence | None = None
+    """Where this response is archived (`archive` setting), else None."""
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (lower-case), or None."""
@@ -168,10 +171,16 @@ class Fetcher:
     """The run's HTTP client: an async context manager owning one aiohttp session."""
 
     def __init__(
-        self, settings: Settings, politeness: Politeness, *, rng: random.Random | None = None
+        self,
+        settings: Settings,
+        politeness: Politeness,
+        *,
+        rng: random.Random | None = None,
+        archive: Archive | None = None,
     ) -> None:
         self.settings = settings
         self.politeness = politeness
+        self.archive = archive
         self._rng = rng or random.Random()
         proxy_host = URL(settings.proxy).host if settings.proxy else None
         self._resolver = GuardedResolver(
@@ -235,6 +244,8 @@ class Fetcher:
             answer = Response(url, reason=reason_of(exc))
             _log_failure(url, exc, answer.reason)
         answer = replace(answer, elapsed=time.monotonic() - started)
+        if self.archive is not None and answer.status is not None:
+            answer = replace(answer, evidence=await self._archived(answer))
         log.debug(
             "request",
             url=url,
@@ -244,6 +255,20 @@ class Fetcher:
             ms=round(answer.elapsed * 1000),
         )
         return answer
+
+    async def _archived(self, answer: Response) -> Evidence:
+        """Archive `answer` (an ArchiveError stops the run: evidence is never dropped silently)."""
+        assert self.archive is not None
+        assert answer.status is not None
+        exchange = Exchange(
+            answer.url,
+            answer.status,
+            answer.headers,
+            answer.body,
+            request_headers=tuple(request_headers(self.settings).items()),
+            truncated=answer.truncated or answer.location is not None,  # a redirect's body is not read
+        )
+        return (await self.archive.write_response(exchange)).evidence
 
     async def _request(self, url: str, host: str, max_bytes: int) -> Response:
         assert self._session is not None, "Fetcher used outside `async with`"
@@ -318,10 +343,7 @@ def _session(
         keepalive_timeout=_keepalive(settings.delay),
     )
     headers = {
-        "User-Agent": settings.user_agent,
-        "Accept": ACCEPT,
-        "Accept-Encoding": ACCEPT_ENCODING,
-        **settings.headers,
+        **request_headers(settings),
     }
     return aiohttp.ClientSession(
         connector=connector,
@@ -334,6 +356,16 @@ def _session(
         max_headers=MAX_HEADERS,
         trace_configs=[trace],
     )
+
+
+def request_headers(settings: Settings) -> dict[str, str]:
+    """The headers every request sends (aiohttp adds Host and Connection)."""
+    return {
+        "User-Agent": settings.user_agent,
+        "Accept": ACCEPT,
+        "Accept-Encoding": ACCEPT_ENCODING,
+        **settings.headers,
+    }
 
 
 def _keepalive(delay: float) -> float:

@@ -8,6 +8,7 @@ arrives later for another target has the kept body read again (`reread`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -152,6 +153,8 @@ class PageFetcher:
             encoding=encoding,
             bytes=len(answer.body),
             truncated=answer.truncated,
+            body_sha256=hashlib.sha256(answer.body).hexdigest(),
+            evidence=answer.evidence,
             robots_crawler_allowed=policy.can_fetch(answer.url, token) if policy else None,
             robots_index_allowed=policy.can_fetch(answer.url, agent) if policy else None,
             page=page,

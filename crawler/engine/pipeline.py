@@ -25,15 +25,17 @@ and closes the session before returning.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from crawler import logs
 from crawler.config import Settings
 from crawler.core import urls, verdict
+from crawler.engine.archive import DEFAULT_REDACT, Archive
 from crawler.engine.fetch import Fetcher, Response
 from crawler.engine.pages import PageFetcher
 from crawler.engine.parsing import PageReader
@@ -61,11 +63,22 @@ async def verify(
 ) -> AsyncGenerator[Result, None]:
     """Verify `claims`, yielding each result as soon as it is decided (not in input order).
 
-    Pages are read in this process, or by `reader` (see `crawler.engine.parsing`).
+    Pages are read in this process, or by `reader` (see `crawler.engine.parsing`). With the
+    `archive` setting, every response received is archived (`crawler.engine.archive`); an archive
+    that can't be written stops the run with `ArchiveError`.
     """
-    run = _Run(settings or Settings(), run_id or new_run_id(datetime.now(UTC)), reader or PageReader())
-    # aclosing: leaving early stops the run's tasks before the session closes, not at GC time.
-    async with run.fetcher, aclosing(run.results(claims)) as results:
+    settings = settings or Settings()
+    run_id = run_id or new_run_id(datetime.now(UTC))
+    async with contextlib.AsyncExitStack() as stack:
+        archive = None
+        if settings.archive is not None:
+            redact = (*DEFAULT_REDACT, *(name.lower() for name in settings.headers))
+            archive = Archive(settings.archive, run_id, max_bytes=settings.archive_max_bytes, redact=redact)
+            await stack.enter_async_context(archive)
+        run = _Run(settings, run_id, reader or PageReader(), archive)
+        # aclosing: leaving early stops the run's tasks before the session closes, not at GC time.
+        await stack.enter_async_context(run.fetcher)
+        results = await stack.enter_async_context(aclosing(run.results(claims)))
         async for result in results:
             yield result
 
@@ -86,6 +99,7 @@ class _Run:
     settings: Settings
     run_id: str
     reader: PageReader
+    archive: Archive | None
     politeness: Politeness = field(init=False)
     fetcher: Fetcher = field(init=False)
     robots: RobotsCache = field(init=False)
@@ -102,7 +116,7 @@ class _Run:
     def __post_init__(self) -> None:
         s = self.settings
         self.politeness = Politeness(concurrency=s.concurrency, per_host=s.per_host, delay=s.delay)
-        self.fetcher = Fetcher(s, self.politeness)
+        self.fetcher = Fetcher(s, self.politeness, archive=self.archive)
         self.robots = RobotsCache(self.fetcher, s)
         self.pages = PageFetcher(self.fetcher, self.robots, s, self.reader)
 
@@ -201,7 +215,10 @@ class _Run:
         agent = self.settings.index_agent
         try:
             fetched = await self.pages.reread(fetched, final, claim)
-            return verdict.decide(claim, fetched, run_id=self.run_id, now=now, index_agent=agent)
+            result = verdict.decide(claim, fetched, run_id=self.run_id, now=now, index_agent=agent)
+            if fetched.body_sha256 is None:
+                return result
+            return replace(result, body_sha256=fetched.body_sha256, evidence=fetched.evidence)
         except CrawlerError:
             raise
         except Exception:  # same as above: report this claim as not checked, keep going
