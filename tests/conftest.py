@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import hypothesis
 import pytest
+from postgres_cluster import Cluster, running_cluster
 from servers import Servers, running
 
 # Property tests find the same examples on every run (CI and `make test` stay deterministic, and no
@@ -39,3 +40,10 @@ async def servers() -> AsyncIterator[Servers]:
     """Loopback HTTP servers for one test, each on an address of its own; closed after it."""
     async with running() as factory:
         yield factory
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL cluster for the whole session (tests create their own databases)."""
+    with running_cluster() as cluster:
+        yield cluster
