@@ -4,6 +4,8 @@ the charset order, and instant meta refreshes, through `import crawler` against 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from contract import TARGET, html, judge, link_of, linked, settings, verify_all
 from servers import Servers, redirect, respond
@@ -12,7 +14,7 @@ import crawler
 from crawler import Flag, Region, Status
 
 
-async def page_result(servers: Servers, body: str, **claim: object) -> Status:
+async def page_result(servers: Servers, body: str, **claim: Any) -> Status:
     result, _ = await judge(servers, {"/": respond(body)}, **claim)
     return result.status
 
@@ -36,6 +38,24 @@ class TestWhichLinks:
         """Links are found as an HTML5 parser builds the tree, even in broken markup."""
         body = f'<table><tr><td><p><b><a href="{TARGET}">x</b></a></td></tr></table>'
         assert await page_result(servers, body) is Status.VERIFIED
+
+    async def test_link_only_in_noscript_counts_hidden(self, servers: Servers) -> None:
+        """A link that only a `<noscript>` holds counts (a crawler that runs no scripts reads it), hidden."""
+        body = html(f'<p>Ad</p><noscript><div><a href="{TARGET}">Our partner</a></div></noscript>')
+        result, _ = await judge(servers, {"/": respond(body)}, expected_anchor="our partner")
+        assert result.status is Status.VERIFIED
+        assert link_of(result).text == "Our partner"
+        assert link_of(result).hidden is True
+        assert Flag.HIDDEN in result.flags
+        assert Flag.ANCHOR_MISMATCH not in result.flags
+
+    async def test_noscript_in_head_keeps_the_head(self, servers: Servers) -> None:
+        """A tracking pixel in a `<noscript>` in `<head>` does not end the head: the canonical after
+        it still counts."""
+        head = '<noscript><img src="/px.gif"></noscript><link rel="canonical" href="http://elsewhere.test/">'
+        result, _ = await judge(servers, {"/": respond(html(f'<a href="{TARGET}">x</a>', head=head))})
+        assert result.status is Status.NOT_INDEXABLE
+        assert Flag.CANONICAL_ELSEWHERE in result.flags
 
     async def test_link_in_comment_does_not_count(self, servers: Servers) -> None:
         """An `<a>` inside an HTML comment or a script is no link."""
@@ -113,6 +133,29 @@ class TestLinkFacts:
         assert Flag.ANCHOR_MISMATCH not in result.flags
 
     @pytest.mark.parametrize(
+        ("inner", "text", "image"),
+        [
+            ('<noscript><img src="/a.jpg" alt="Joshua Sokol"></noscript>', "Joshua Sokol", True),
+            ('<noscript><img class="x" src="/a.jpg"></noscript> Joshua Sokol', "Joshua Sokol", False),
+            (
+                '<script type="text/x"><![CDATA[ <source srcset="v.jpg"> ]]></script>Joshua Sokol',
+                "Joshua Sokol",
+                False,
+            ),
+            ("<svg><style>.pocztaA {fill: #444; }</style></svg> Joshua\u00a0 Sokol", "Joshua Sokol", False),
+            ("<template>Draft</template>Joshua Sokol", "Joshua Sokol", False),
+        ],
+    )
+    async def test_text_holds_no_markup_nor_code(
+        self, servers: Servers, inner: str, text: str, image: bool
+    ) -> None:
+        """No raw markup from a `<noscript>`, no script, style or template content in a link's text."""
+        body = html(f'<a href="{TARGET}">{inner}</a>')
+        result, _ = await judge(servers, {"/": respond(body)}, expected_anchor="joshua sokol")
+        assert (link_of(result).text, link_of(result).image) == (text, image)
+        assert Flag.ANCHOR_MISMATCH not in result.flags
+
+    @pytest.mark.parametrize(
         ("rel", "tokens"),
         [
             ("ugc,nofollow", ["ugc", "nofollow"]),
@@ -134,19 +177,32 @@ class TestLinkFacts:
             '<div style="color: red; DISPLAY : NONE !important">{a}</div>',
             '<span style="visibility: hidden">{a}</span>',
             "{a_hidden}",
+            '<div style="visibility: visible"><p style="visibility: collapse">{a}</p></div>',
+            '<div style="display: none"><p style="visibility: visible">{a}</p></div>',
+            "<noscript>{a}</noscript>",
         ],
     )
     async def test_hidden(self, servers: Servers, wrapper: str) -> None:
-        """Hidden: the link or an ancestor has `hidden`, display:none or visibility:hidden."""
+        """Hidden: the link or an ancestor has `hidden`, display:none, or the nearest visibility is
+        hidden or collapse; or the link sits in `<noscript>`."""
         anchor = f'<a href="{TARGET}">x</a>'
         body = html(wrapper.format(a=anchor, a_hidden=f'<a style="display:none" href="{TARGET}">x</a>'))
         result, _ = await judge(servers, {"/": respond(body)})
         assert link_of(result).hidden is True
         assert Flag.HIDDEN in result.flags
 
-    async def test_visible(self, servers: Servers) -> None:
-        """A link with no hiding ancestor is not hidden."""
-        body = html(f'<div style="display: block" class="hidden-xs"><a href="{TARGET}">x</a></div>')
+    @pytest.mark.parametrize(
+        "wrapper",
+        [
+            '<div style="display: block" class="hidden-xs">{a}</div>',
+            '<div hidden="until-found">{a}</div>',
+            '<div style="visibility: hidden"><p style="visibility: visible">{a}</p></div>',
+        ],
+    )
+    async def test_visible(self, servers: Servers, wrapper: str) -> None:
+        """A link with no hiding ancestor is not hidden: `hidden=until-found` is found by search, and
+        a nearer `visibility: visible` undoes a hidden one further out."""
+        body = html(wrapper.format(a=f'<a href="{TARGET}">x</a>'))
         result, _ = await judge(servers, {"/": respond(body)})
         assert link_of(result).hidden is False
 
@@ -206,6 +262,10 @@ class TestMatchModes:
             ("http://target.test/page", "http://www.www.target.test/page", False),  # only one www.
             ("http://target.test/page", "http://target.test/Page", False),  # path case kept
             ("http://bücher.test/", "http://xn--bcher-kva.test/", True),  # IDNA
+            ("http://target.test/page", "http://target.test/page?utm_source=nl&gclid=x", True),  # tracking
+            ("http://target.test/page?id=7", "http://target.test/page?fbclid=f&id=7&_ga=1", True),
+            ("http://target.test/page?utm_campaign=a", "http://target.test/page", True),
+            ("http://target.test/page", "http://target.test/page?utm=1", False),  # no `utm_` prefix
         ],
     )
     async def test_page(self, servers: Servers, target: str, href: str, hit: bool) -> None:
@@ -296,6 +356,18 @@ class TestCharset:
         body = f'<html><body><p>{words}</p><a href="{TARGET}">ссылка</a></body></html>'.encode()
         result, _ = await judge(servers, {"/": respond(body, content_type="text/html")})
         assert link_of(result).text == "ссылка"
+
+    async def test_query_in_the_page_encoding(self, servers: Servers) -> None:
+        """On a page decoded from windows-1252, a link's query is percent-encoded in windows-1252."""
+        body = '<html><body><a href="http://target.test/page?q=caf\u00e9">x</a></body></html>'.encode(
+            "cp1252"
+        )
+        handler = respond(body, content_type="text/html; charset=windows-1252")
+        result, _ = await judge(
+            servers, {"/": handler}, target_url="http://target.test/page?q=caf%E9", match="exact"
+        )
+        assert result.status is Status.VERIFIED
+        assert link_of(result).url == "http://target.test/page?q=caf%E9"
 
     async def test_decode_errors_replaced(self, servers: Servers) -> None:
         """Bytes invalid in the declared charset are replaced, never fatal."""

@@ -103,9 +103,14 @@ class TestAnchors:
         html = '<svg><a xlink:href="/x"><text>x</text></a><a href="/s"><text>s</text></a></svg>'
         assert [link.href for link in links(html)] == ["/s"]
 
-    def test_noscript_is_text_as_with_scripting(self) -> None:
-        """As a browser running scripts parses it, a link inside `<noscript>` is text, not a link."""
-        assert links('<noscript><a href="/n">n</a></noscript>') == ()
+    def test_noscript_links_count(self) -> None:
+        """A link inside `<noscript>` counts, hidden, where the `<noscript>` is (tests/test_noscript.py)."""
+        html = '<a href="/1">1</a><noscript><a href="/n">n</a></noscript><a href="/2">2</a>'
+        assert [(link.href, link.hidden) for link in links(html)] == [
+            ("/1", False),
+            ("/n", True),
+            ("/2", False),
+        ]
 
 
 class TestTextAndRel:
@@ -119,11 +124,43 @@ class TestTextAndRel:
             ('<a href="/"> <img alt="Logo"> Words </a>', "Words"),
             ('<a href="/"><img src="x.png"></a>', ""),
             ('<a href="/">A<!-- comment -->B</a>', "AB"),
+            # Scripts, styles and templates inside a link are no text of it.
+            ('<a href="/">Video<script>var s = "<b>";</script> title</a>', "Video title"),
+            (
+                '<a href="/"><script type="text/x"><![CDATA[ <source srcset="x.jpg"> ]]></script>Card</a>',
+                "Card",
+            ),
+            ('<a href="/"><style>.a { fill: #444; }</style>Mail</a>', "Mail"),
+            ('<a href="/"><svg><style>.pocztaA {fill: #444; }</style><path/></svg> poczta</a>', "poczta"),
+            ('<a href="/"><template>Not this</template>This</a>', "This"),
+            ('<a href="/"><script>x</script><img alt="Only the image"></a>', "Only the image"),
+            # Unicode white space collapses: no-break, ideographic, thin, line separator...
+            ('<a href="/">Best&nbsp;\u3000\u2009Shoes\u2028now</a>', "Best Shoes now"),
+            ('<a href="/">\u00a0 Best \u00a0</a>', "Best"),
+            # ...other characters stay: a zero-width space and the information separators are no white space.
+            ('<a href="/">a\u200bb</a>', "a\u200bb"),
+            ('<a href="/">a \x1c b</a>', "a \x1c b"),
         ],
     )
     def test_text(self, html: str, text: str) -> None:
-        """Text is collapsed text content; an image-only link takes its first non-empty alt."""
+        """Text is the collapsed text content without scripts, styles and templates; an image-only
+        link takes its first non-empty alt."""
         assert only(html).text == text
+
+    @pytest.mark.parametrize(
+        ("html", "text", "image"),
+        [
+            ('<a href="/">Words</a>', "Words", False),
+            ('<a href="/"><img alt="Logo"></a>', "Logo", True),
+            ('<a href="/"><img alt="Logo"> Words</a>', "Words", False),
+            ('<a href="/"><img src="x.png"></a>', "", False),
+            ('<map name="m"><area href="/" alt="Region"></map>', "Region", True),
+            ('<map name="m"><area href="/"></map>', "", False),
+        ],
+    )
+    def test_image(self, html: str, text: str, image: bool) -> None:
+        """`image` says the text is an image's alt: the link has none of its own."""
+        assert (only(html).text, only(html).image) == (text, image)
 
     @pytest.mark.parametrize(
         ("rel", "tokens"),
@@ -146,8 +183,10 @@ class TestTextAndRel:
         assert rel_tokens(None) == ()
 
     def test_collapse(self) -> None:
-        """collapse joins any run of whitespace into one space and trims."""
+        """collapse joins any run of Unicode white space into one space and trims, nothing else."""
         assert collapse("\n a \t\u00a0 b  ") == "a b"
+        assert collapse("\u3000a\u2003\u205fb\x85") == "a b"
+        assert collapse(" a\x1fb  c ") == "a\x1fb c"
 
 
 class TestBase:
@@ -184,6 +223,42 @@ class TestBase:
         """Without `<base href>` the base is the final URL."""
         assert parse_page("<p>x</p>", URL).base_url == URL
 
+    def test_base_in_noscript_does_not_count(self) -> None:
+        """A `<base>` inside `<noscript>` is for browsers without scripts: not the page's base."""
+        page = parse_page('<noscript><base href="/nojs/"><a href="x">x</a></noscript><a href="y">y</a>', URL)
+        assert page.base_url == URL
+        assert [link.url for link in page.links] == ["https://example.com/dir/x", "https://example.com/dir/y"]
+
+
+class TestEncoding:
+    def test_queries_in_the_page_encoding(self) -> None:
+        """On a windows-1252 page, link, base, canonical and refresh queries are written in it."""
+        html = (
+            '<base href="/b/?from=caf\u00e9"><link rel="canonical" href="/c?q=\u00e9">'
+            '<meta http-equiv="refresh" content="0; url=/r?q=\u00e9">'
+            '<a href="?q=caf\u00e9">q</a><a href="/caf\u00e9">path</a>'
+            '<a href="/x?q=\u0436">no such letter</a>'
+        )
+        page = parse_page(html, URL, encoding="windows-1252")
+        assert page.base_url == "https://example.com/b/?from=caf%E9"
+        assert page.canonical == "https://example.com/c?q=%E9"
+        assert page.refresh_url == "https://example.com/r?q=%E9"
+        assert [link.url for link in page.links] == [
+            "https://example.com/b/?q=caf%E9",
+            "https://example.com/caf%C3%A9",
+            "https://example.com/x?q=%26%231078%3B",
+        ]
+
+    def test_utf8_by_default(self) -> None:
+        """Without an encoding, the page is UTF-8 and so are its queries."""
+        assert only('<a href="/x?q=\u00e9">q</a>').url == "https://example.com/x?q=%C3%A9"
+
+    def test_read_for_targets_alike(self) -> None:
+        """A link read for a target is resolved in the page's encoding too."""
+        target = urls.Target.of("https://example.com/x?q=%E9", "exact")
+        page = parse_page('<a href="/x?q=\u00e9">q</a>', URL, targets=[target], encoding="windows-1252")
+        assert [link.url for link in page.links] == ["https://example.com/x?q=%E9"]
+
 
 class TestHidden:
     @pytest.mark.parametrize(
@@ -201,10 +276,40 @@ class TestHidden:
             ('<a href="/" style="display:inline">x</a>', False),
             ('<div aria-hidden="true"><a href="/">x</a></div>', False),
             ('<a href="/">x</a>', False),
+            # `hidden=until-found` is found by search and scrolling: not hidden.
+            ('<div hidden="until-found"><a href="/">x</a></div>', False),
+            ('<a href="/" hidden="UNTIL-FOUND">x</a>', False),
+            ('<div hidden="until-found "><a href="/">x</a></div>', True),  # an invalid value hides
+            ('<div hidden=""><a href="/">x</a></div>', True),
+            # The nearest inline visibility wins: a `visible` nearer the link undoes a `hidden`.
+            (
+                '<div style="visibility:hidden"><p style="visibility:visible"><a href="/">x</a></p></div>',
+                False,
+            ),
+            ('<div style="visibility:hidden"><a href="/" style="visibility: visible">x</a></div>', False),
+            (
+                '<div style="visibility:visible"><p style="visibility:hidden"><a href="/">x</a></p></div>',
+                True,
+            ),
+            (
+                '<div style="visibility:hidden"><p style="visibility:inherit"><a href="/">x</a></p></div>',
+                True,
+            ),
+            ('<div style="visibility:hidden"><p style="visibility:unset"><a href="/">x</a></p></div>', True),
+            (
+                '<div style="visibility:hidden"><p style="visibility:initial"><a href="/">x</a></p></div>',
+                False,
+            ),
+            ('<div style="visibility:hidden; visibility: bogus"><a href="/">x</a></div>', True),
+            ('<div style="visibility:hidden !important; visibility:visible"><a href="/">x</a></div>', True),
+            # ...but nothing undoes `display: none` or `hidden` around the link.
+            ('<div style="display:none"><a href="/" style="visibility:visible">x</a></div>', True),
+            ('<div hidden><p style="display:block"><a href="/">x</a></p></div>', True),
         ],
     )
     def test_hidden(self, html: str, hidden: bool) -> None:
-        """Hidden by a `hidden` attribute or an inline display:none / visibility:hidden, self or ancestor."""
+        """Hidden: a `hidden` attribute (but until-found) or an inline display:none on the link or an
+        ancestor, or the nearest inline visibility hidden or collapse."""
         assert only(html).hidden is hidden
 
     def test_hidden_stops_at_its_element(self) -> None:
@@ -332,6 +437,9 @@ class TestCanonical:
                 "https://example.com/c",
             ),
             ("<title>t</title>", None),
+            # Nor does the content of a `<noscript>` count, read as markup for its link or not.
+            ('<noscript><link rel="canonical" href="/n"></noscript>', None),
+            ('<noscript><a href="/x">x</a><link rel="canonical" href="/n"></noscript>', None),
         ],
     )
     def test_canonical(self, html: str, canonical: str | None) -> None:
@@ -377,9 +485,10 @@ class TestRefresh:
         )
         assert parse_page(html, URL).refresh_url == "https://example.com/first"
 
-    def test_noscript_refresh_is_ignored(self) -> None:
+    @pytest.mark.parametrize("extra", ["", '<a href="/link">a link, so the content is read</a>'])
+    def test_noscript_refresh_is_ignored(self, extra: str) -> None:
         """A refresh in `<noscript>` is for browsers without scripts; we parse as one with them."""
-        html = '<noscript><meta http-equiv="refresh" content="0; url=/nojs"></noscript>'
+        html = f'<noscript><meta http-equiv="refresh" content="0; url=/nojs">{extra}</noscript>'
         assert parse_page(html, URL).refresh_url is None
 
 
@@ -536,8 +645,15 @@ _FRAGMENTS = st.sampled_from(
         '<div style="display:none">',
         "<header>",
         "<noscript>",
+        "</noscript>",
         "<script>",
         "</script>",
+        "<style>",
+        "<svg>",
+        "<foreignObject>",
+        '<p hidden="until-found">',
+        '<i style="visibility: visible">',
+        "?q=",
         "0; url=",
         "javascript:",
         "//",
@@ -560,7 +676,7 @@ _HOSTS = st.one_of(
     st.just("[::1]"),
     st.just("bücher.de"),
 )
-_PATHS = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="#?"), max_size=20)
+_PATHS = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="#?"), max_size=20)
 _URLS = st.builds(
     lambda scheme, host, path, query: f"{scheme}://{host}/{path}{query}",
     st.sampled_from(["http", "https"]),
@@ -571,16 +687,18 @@ _URLS = st.builds(
 
 
 @settings(max_examples=300, deadline=None)
-@given(html=_HTML, url=_URLS)
-def test_never_raises(html: str, url: str) -> None:
-    """Any text at any http(s) URL gives a page whose links are http(s) and whose fields are consistent."""
-    page = parse_page(html, url)
+@given(html=_HTML, url=_URLS, encoding=st.sampled_from(["utf-8", "windows-1252", "shift_jis", "iso-2022-jp"]))
+def test_never_raises(html: str, url: str, encoding: str) -> None:
+    """Any text at any http(s) URL, in any encoding, gives a page whose links are http(s) and whose
+    fields are consistent."""
+    page = parse_page(html, url, encoding=encoding)
     assert page.url == url
     assert all(urls.is_http(link.url) for link in page.links)
     assert all(token and token == token.lower() for link in page.links for token in link.rel)
     assert not any(link.beyond_index_limit for link in page.links)
     host = urls.host_key(url)
     assert page.outbound_links == sum(1 for link in page.links if urls.host_key(link.url) != host)
+    assert page.visible_text is not None
     assert page.visible_text == page.visible_text.lower()
     assert page.refresh_url is None or urls.is_http(page.refresh_url)
 

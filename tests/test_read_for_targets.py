@@ -104,6 +104,28 @@ def test_tricky_href_among_plain_links(href: str, base: str) -> None:
     assert_same_verdicts(text, "https://blog.test/post", claims)
 
 
+def test_noscript_content_read_for_targets_as_for_a_whole_read() -> None:
+    """Links only a `<noscript>` holds, and texts around a `<noscript>`, read for the targets come
+    out as a whole read gives them (the content of a `<noscript>` in a link is read with its text)."""
+    filler = "".join(f'<a href="/p{i}">page {i}</a>' for i in range(12))
+    text = (
+        f"<head><noscript><img src='/px.gif'></noscript></head><body>{filler}"
+        '<a href="https://money.example/offer"><noscript><img alt="Money &amp; more"></noscript></a>'
+        '<a href="https://other.test/"><noscript>Tom &amp; Jerry</noscript></a>'
+        '<noscript><a href="https://money.example/nojs">fallback</a></noscript>'
+        '<a href="https://money.example/"><noscript><img src="/l.png"></noscript> Home</a></body>'
+    )
+    targets = ["https://money.example/offer", "https://money.example/nojs", "https://other.test/"]
+    claims = [Claim("https://blog.test/post", target, match=mode) for target in targets for mode in MODES]
+    assert_same_verdicts(text, "https://blog.test/post", claims)
+    offer = parse_page(text, "https://blog.test/post", targets=[urls.Target.of(targets[0], "page")])
+    assert [(link.text, link.image, link.hidden) for link in offer.links] == [
+        ("Money & more", True, False),
+        ("fallback", False, True),
+        ("Home", False, False),
+    ]
+
+
 def test_thin_page_is_read_for_challenges_whatever_the_targets() -> None:
     text = "<title>Just a moment...</title><p>Checking your browser</p>"
     page = parse_page(text, "https://blog.test/", targets=[urls.Target.of("https://money.example/", "page")])
@@ -145,7 +167,7 @@ def _corpus(shared: Path) -> list[tuple[str, str]]:
 def _claims_for(page: Page) -> list[Claim]:
     """Claims on what a page links to, or nearly: a link's exact URL, its page and a sibling in
     every mode, its site's root, plus a site it never names and its own host."""
-    claims = []
+    claims: list[Claim] = []
     seen_hosts: set[str] = set()
     for link in page.links:
         host = urls.host_key(link.url)

@@ -377,11 +377,27 @@ class TestLinkFlags:
             ("STRASSE", "straße", False),
             ("Target", "Target product", True),
             ("", "anything", False),
+            ("   ", "anything", False),
             (None, "anything", False),
+            # NFKC: ligatures, full-width and compatibility forms are their plain letters.
+            ("Office fixes", "O\ufb03ce \ufb01xes", False),
+            ("Best shoes", "\uff22\uff45\uff53\uff54 shoes", False),
+            ("Caf\u00e9", "Cafe\u0301", False),
+            # Punctuation counts as a space, then whitespace collapses.
+            ("best running-shoes!", "Best running shoes", False),
+            ("Shoes & Boots", "shoes boots", False),
+            ("\u201cQuoted\u201d, anchor", "quoted anchor", False),
+            ("rock'n'roll", "rock n roll", False),
+            ("best shoes", "best-shoes", False),
+            ("bestshoes", "best shoes", True),
+            ("Shoes + boots", "shoes boots", True),  # `+` is a symbol, not punctuation
+            ("!!!", "...", False),
+            ("!!!", "anchor", True),
         ],
     )
     def test_anchor_mismatch(self, expected: str | None, text: str, mismatch: bool) -> None:
-        """Anchors compare after whitespace collapsing and case folding; no expectation, no mismatch."""
+        """Anchors compare after normalisation (NFKC, case folding, punctuation as spaces, whitespace
+        collapsed); no expectation, no mismatch."""
         result = verdict(fetched(page(link(text=text))), expected_anchor=expected)
         assert (Flag.ANCHOR_MISMATCH in result.flags) is mismatch
 

@@ -11,13 +11,19 @@ Pure. The order is the contract's (and the HTML standard's encoding sniffing alg
 Labels are the WHATWG Encoding Standard's: `latin1`, `iso-8859-1` and `ascii` mean windows-1252,
 `gb2312` means GBK, `x-sjis` means Shift_JIS, and so on. A label the standard does not know is
 ignored and the next step decides. Decoding never fails: bytes that do not decode become U+FFFD.
+
+The other way, `encode_or_fail` writes text in a page's encoding, as a browser writes the query
+of a URL on that page (`urls.resolve`).
 """
 
 from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 
 # The WHATWG Encoding Standard's table: name, the Python codec whose mapping matches the WHATWG
 # decoder, then the labels; an indented line carries on the labels of the line above. GBK decodes
@@ -142,6 +148,128 @@ def encoding_for_label(label: str) -> str | None:
     key = label.strip(_ASCII_WHITESPACE)
     # ASCII case-insensitive only: "\u212a" (Kelvin sign) must not lower-case into a "k" label.
     return _LABELS.get(key.lower()) if key.isascii() else None
+
+
+def output_encoding(encoding: str) -> str:
+    """The encoding a page's URL queries are written in (HTML's "get an output encoding"), given
+    the name or a label of the page's: the page's own, but UTF-8 for the UTF-16 and replacement
+    encodings, which nothing is encoded in (and for a label the standard does not know)."""
+    name = encoding_for_label(encoding) or "utf-8"
+    return "utf-8" if name in _NO_ENCODER else name
+
+
+def is_ascii_in(text: str, encoding: str) -> bool:
+    """True when every character of `text` is ASCII that `encoding` (see `output_encoding`)
+    encodes as itself: always so but in ISO-2022-JP, where U+000E, U+000F and U+001B can't be."""
+    return text.isascii() and (encoding != "iso-2022-jp" or not _ISO_2022_JP_UNENCODABLE.search(text))
+
+
+def encode_or_fail(text: str, encoding: str) -> Iterator[bytes | int]:
+    """`text` in `encoding` (a WHATWG name with an encoder, see `output_encoding`), as the Encoding
+    Standard's "encode or fail" run to the end: runs of bytes, and between them the code point of
+    each character that the encoding can't represent.
+
+    Single-byte encodings (and x-user-defined) invert the decoder above, so they are exact. The
+    others use Python's encoder of the family, held to the standard where they differ on
+    characters of the web (see `_JAPANESE` and `_encode_char`); rarer differences remain (EUC-JP's
+    NEC and IBM rows, Big5's HKSCS additions).
+    """
+    if encoding == "iso-2022-jp":
+        yield from _encode_iso_2022_jp(text)
+        return
+    encode = _char_encoder(encoding)
+    run = bytearray()
+    for char in text:
+        encoded = encode(char)
+        if encoded is not None:
+            run += encoded
+            continue
+        if run:
+            yield bytes(run)
+            run.clear()
+        yield ord(char)
+    if run:
+        yield bytes(run)
+
+
+_NO_ENCODER = frozenset({"utf-8", "utf-16be", "utf-16le", "replacement"})
+_MULTI_BYTE_CODECS = {"gbk": "gb18030", "gb18030": "gb18030", "big5": "cp950", "euc-jp": "euc_jp"}
+_MULTI_BYTE_CODECS |= {"shift_jis": "cp932", "euc-kr": "cp949"}
+# The Japanese encoders of the standard write the yen sign and overline as the bytes of `\` and
+# `~`, and the two minus signs as one (Python's codecs know one or the other).
+_JAPANESE = {
+    "shift_jis": str.maketrans({"\u00a5": "\\", "\u203e": "~", "\u2212": "\uff0d"}),
+    "euc-jp": str.maketrans({"\u00a5": "\\", "\u203e": "~", "\uff0d": "\u2212"}),
+    "iso-2022-jp": str.maketrans({"\uff0d": "\u2212", "\uff9e": "\u309b", "\uff9f": "\u309c"}),
+}
+
+
+@cache
+def _char_encoder(encoding: str) -> Callable[[str], bytes | None]:
+    """The bytes of one character in `encoding`, None when it has none."""
+    codec = _MULTI_BYTE_CODECS.get(encoding)
+    if codec is None:
+        # Single-byte: the inverse of the decoder (a byte it leaves undecoded encodes nothing).
+        decoded = _decode(bytes(range(256)), encoding)
+        table = {char: bytes((byte,)) for byte, char in enumerate(decoded) if char != "\ufffd"}
+        return table.get
+    return lambda char: _encode_char(char, encoding, codec)
+
+
+def _encode_char(char: str, encoding: str, codec: str) -> bytes | None:
+    if encoding in _JAPANESE:
+        char = char.translate(_JAPANESE[encoding])
+    if encoding == "gbk" and char == "\u20ac":
+        return b"\x80"
+    if char == "\ue5e5" and codec == "gb18030":  # left out of the standard's index
+        return None
+    try:
+        encoded = char.encode(codec)
+    except UnicodeEncodeError:
+        return None
+    if encoding == "gbk" and len(encoded) > 2:  # GBK is gb18030 without its four-byte sequences
+        return None
+    if encoding == "euc-jp" and encoded[0] == 0x8F:  # JIS X 0212: decoded, never encoded
+        return None
+    if encoding == "shift_jis" and encoded[0] in (0xED, 0xEE):  # NEC's copy of IBM's rows
+        return _ibm_extensions().get(char, encoded)
+    return encoded
+
+
+@cache
+def _ibm_extensions() -> dict[str, bytes]:
+    """Shift_JIS's IBM extensions (lead bytes 0xFA to 0xFC), which the standard's encoder uses
+    for the characters that Windows also has in NEC's selection of them (0xED, 0xEE)."""
+    pairs = [bytes((lead, trail)) for lead in (0xFA, 0xFB, 0xFC) for trail in range(0x40, 0xFD)]
+    return {pair.decode("cp932", "replace"): pair for pair in pairs if pair[1] != 0x7F}
+
+
+# Characters that ISO-2022-JP can't carry (they would switch its state), and its half-width
+# katakana, which the standard's encoder writes as full-width ones.
+_ISO_2022_JP_UNENCODABLE = re.compile("[\x0e\x0f\x1b]")
+_HALF_WIDTH_KATAKANA = re.compile("[\uff61-\uff9d]")
+
+
+def _encode_iso_2022_jp(text: str) -> Iterator[bytes | int]:
+    text = _HALF_WIDTH_KATAKANA.sub(lambda found: unicodedata.normalize("NFKC", found[0]), text)
+    for index, piece in enumerate(_ISO_2022_JP_UNENCODABLE.split(text.translate(_JAPANESE["iso-2022-jp"]))):
+        if index:
+            yield 0xFFFD  # the standard's encoder reports these as U+FFFD
+        yield from _encode_runs(piece, "iso2022_jp")
+
+
+def _encode_runs(text: str, codec: str) -> Iterator[bytes | int]:
+    """`text` by a stateful codec: a run at a time, each back to ASCII at its end, as the
+    standard's encoder is when it meets a character it can't represent."""
+    while text:
+        try:
+            yield text.encode(codec)
+            return
+        except UnicodeEncodeError as error:
+            if error.start:
+                yield text[: error.start].encode(codec)
+            yield ord(text[error.start])
+            text = text[error.start + 1 :]
 
 
 def header_charset(content_type: str | None) -> str | None:

@@ -2,7 +2,8 @@
 
 Pure. Parsing is ada-url's (the WHATWG parser Node.js uses), so `href` values resolve the
 way a browser resolves them: tabs and newlines removed, backslashes as slashes, IDNA hosts,
-`https:example.com` relative to an https base, and so on.
+`https:example.com` relative to an https base, and so on. ada-url encodes a query in UTF-8
+only; `resolve` re-encodes it in the page's encoding where a browser would (see there).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from operator import add
 from ada_url import URL, join_url
 from publicsuffixlist import PublicSuffixList
 
+from crawler.core import decode
+
 HTTP_SCHEMES = frozenset({"http:", "https:"})
 # A percent escape, a stray `%`, or a character that means the same encoded or not: those
 # outside RFC 3986's unreserved and reserved sets, and `[` `]`, reserved for IPv6 hosts only.
@@ -29,11 +32,11 @@ _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 # read it as IPv4) with one trailing dot at most, or a dotted quad; a port without leading zero.
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 WRITTEN_AUTHORITY = (
-    r"(https?)://(?:[^/?#\\@]*@)?"
-    rf"((?:[a-z0-9-]+\.)*[a-z-][a-z0-9-]*\.?|(?:{_OCTET}\.){{3}}{_OCTET})"
-    r"(?::([1-9][0-9]{0,4}))?(?=[/?#\\]|$)"
+    r"(?P<scheme>https?)://(?:[^/?#\\@]*@)?"
+    rf"(?P<host>(?:[a-z0-9-]+\.)*[a-z-][a-z0-9-]*\.?|(?:{_OCTET}\.){{3}}{_OCTET})"
+    r"(?::(?P<port>[1-9][0-9]{0,4}))?(?=[/?#\\]|$)"
 )
-"""A regular expression of three groups (scheme, host, port): see `written_host`."""
+"""A regular expression with the groups `scheme`, `host` and `port`: see `written_host`."""
 _WRITTEN_AUTHORITY = re.compile(WRITTEN_AUTHORITY)
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _MAX_PORT = 65535
@@ -64,12 +67,63 @@ def parse(url: str, base: str | None = None) -> URL | None:
         return None
 
 
-def resolve(href: str, base: str) -> str | None:
-    """`href` resolved against `base` and serialised, or None when it does not parse."""
+def resolve(href: str, base: str, encoding: str = "utf-8") -> str | None:
+    """`href` resolved against `base` and serialised, or None when it does not parse.
+
+    `encoding` is the WHATWG name of the encoding the page was decoded from. On a page in another
+    encoding than UTF-8, a browser percent-encodes the query of an http(s) (special, not ws) URL in
+    that encoding, a character it can't represent as `&#N;` (the URL standard's "percent-encode
+    after encoding"): `?q=café` is `?q=caf%E9` on a windows-1252 page. Only an href with non-ASCII
+    text (`decode.is_ascii_in`) takes that path.
+    """
     try:
-        return str(join_url(base, href))
+        resolved = str(join_url(base, href))
     except ValueError:
         return None
+    if encoding == "utf-8" or decode.is_ascii_in(href, encoding):
+        return resolved
+    return _query_encoded(resolved, href, decode.output_encoding(encoding))
+
+
+# Schemes whose query the document's encoding encodes: the special ones but ws and wss.
+_QUERY_ENCODED_SCHEMES = ("http:", "https:", "ftp:", "file:")
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))
+_TAB_OR_NEWLINE = str.maketrans("", "", "\t\n\r")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# The special-query percent-encode set, by byte: C0 controls, space, `"`, `#`, `'`, `<`, `>` and
+# every byte above 0x7E; the other bytes stand for themselves.
+_QUERY_BYTES = [
+    chr(byte) if 0x20 < byte < 0x7F and chr(byte) not in "\"#'<>" else f"%{byte:02X}" for byte in range(256)
+]
+
+
+def _query_encoded(resolved: str, href: str, encoding: str) -> str:
+    """`resolved` with the query written in `href` percent-encoded in `encoding`, when it has one
+    with non-ASCII text and the URL is special; else `resolved` as it is."""
+    if encoding == "utf-8" or not resolved.startswith(_QUERY_ENCODED_SCHEMES):
+        return resolved
+    # As the parser reads the href: in a special URL, the first `?` before any `#` starts the query.
+    written = href.strip(_C0_OR_SPACE).translate(_TAB_OR_NEWLINE).partition("#")[0]
+    _, mark, query = written.partition("?")
+    if not mark or decode.is_ascii_in(query, encoding):
+        return resolved
+    # The serialised URL's first `?` starts its query (path and userinfo escape it), and the `#`
+    # after it its fragment (the query escapes it).
+    head, _, rest = resolved.partition("?")
+    _, hash_mark, fragment = rest.partition("#")
+    return f"{head}?{_percent_encode_query(query, encoding)}{hash_mark}{fragment}"
+
+
+def _percent_encode_query(query: str, encoding: str) -> str:
+    """The URL standard's "percent-encode after encoding" of a query in `encoding`."""
+    parts = []
+    # A URL is a string of scalar values: a lone surrogate was U+FFFD before it got here.
+    for piece in decode.encode_or_fail(_SURROGATE.sub("\ufffd", query), encoding):
+        if isinstance(piece, int):
+            parts.append(f"%26%23{piece}%3B")  # `&#N;`, as a form does
+        else:
+            parts.append("".join([_QUERY_BYTES[byte] for byte in piece]))
+    return "".join(parts)
 
 
 def is_http(url: str) -> bool:
@@ -109,8 +163,8 @@ def written_host(url: str) -> tuple[str, str] | None:
     found = _WRITTEN_AUTHORITY.match(url)
     if found is None:
         return None
-    scheme, host, port = found.groups()
-    if not kept_as_written(host, port) or port == _DEFAULT_PORTS[scheme]:
+    host, port = found["host"], found["port"]
+    if not kept_as_written(host, port) or port == _DEFAULT_PORTS[found["scheme"]]:
         return None
     return host, port or ""
 
@@ -179,8 +233,9 @@ def normalize_page(url: str) -> str | None:
     nor reserved escaped, a stray `%` as `%25`), empty path as `/`, one
     trailing slash ignored (the form always ends its path with one: `/a` and `/a/` are `/a/`,
     `/a//` stays itself, so normalising a normalised URL changes nothing; a path of slashes only
-    is the root), query kept as is (an empty `?` dropped), fragment and
-    credentials ignored. The result looks like `//example.com/path?query`.
+    is the root), query kept in order without its tracking parameters (`is_tracking`), a query
+    with no parameter left (empty, or `&` only) dropped, fragment and credentials ignored. The
+    result looks like `//example.com/path?query`.
     """
     parsed = parse(url)
     if parsed is None:
@@ -196,10 +251,33 @@ def normalize_page(url: str) -> str | None:
         path = "/"  # a path of slashes only names the root: `//a.com//` is `//a.com/`
     elif not path.endswith("/"):
         path += "/"  # one trailing slash ignored, written so that the form normalises to itself
-    query = _normalize_percent(parsed.search)
-    if query == "?":
-        query = ""
-    return f"//{host}{path}{query}"
+    return f"//{host}{path}{_without_tracking(_normalize_percent(parsed.search))}"
+
+
+TRACKING_PARAMETERS = frozenset(
+    {"gclid", "gbraid", "wbraid", "fbclid", "msclkid", "yclid", "mc_cid", "mc_eid", "_ga", "_gl"}
+)
+"""Query parameters that say who sent a visitor, not which page: `page` matching drops them, and
+every `utm_*` one (see `is_tracking`)."""
+
+
+def is_tracking(name: str) -> bool:
+    """True for the name of a tracking parameter: `utm_*` or one of `TRACKING_PARAMETERS`.
+
+    The name is compared after percent-encoding normalisation (`utm%5Fsource` is `utm_source`) and
+    ASCII case-insensitively: `UTM_Source` and `GCLID` are written by hand or by tools that way,
+    tag the same page for the same purpose, and no site names a parameter of its content so.
+    """
+    lowered = name.lower()
+    return lowered.startswith("utm_") or lowered in TRACKING_PARAMETERS
+
+
+def _without_tracking(query: str) -> str:
+    """A normalised query (`?...` or "") without its tracking parameters, the others in order;
+    "" when no parameter is left."""
+    kept = [piece for piece in query[1:].split("&") if not is_tracking(piece.partition("=")[0])]
+    rest = "&".join(kept)
+    return f"?{rest}" if rest.strip("&") else ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from ada_url import idna_to_unicode
 
 from crawler.core import directives, urls
 from crawler.core.directives import Indexing
+from crawler.core.history import normalize_anchor
 from crawler.models import (
     Claim,
     ExpectedRel,
@@ -114,7 +115,7 @@ def _judge(claim: Claim, fetched: Fetched, signals: Indexing) -> _Verdict:
 def _read(claim: Claim, page: Page, signals: Indexing, *, indexable: bool) -> _Verdict:
     """Statuses 5 to 8, from the links of a parsed 2xx page."""
     target = urls.Target.of(claim.target_url, claim.match)
-    if not page.covers(target):
+    if not page.covers(target):  # see "Reading for the claimed targets" in `crawler.core.extract`
         raise ValueError(f"the page was read for other targets than {claim.target_url!r}")
     links = page.links
     link_urls = [link.url for link in links]
@@ -240,7 +241,8 @@ def _indexing_flags(fetched: Fetched, signals: Indexing) -> set[Flag]:
 
 def _missing_flags(claim: Claim, page: Page, other_link: Link | None) -> set[Flag]:
     found = {Flag.WRONG_TARGET} if other_link is not None else set()
-    # A page read for targets holds its text whenever one of them is missing (`Page.visible_text`).
+    # A page read for targets holds its text whenever one of them is missing (see "Reading for
+    # the claimed targets" in `crawler.core.extract`).
     if page.visible_text is not None and mentions_host(page.visible_text, urls.host_key(claim.target_url)):
         found.add(Flag.UNLINKED_MENTION)
     return found
@@ -278,13 +280,13 @@ def _link_flags(claim: Claim, link: Link, links_matched: int) -> set[Flag]:
 
 
 def anchor_mismatch(expected: str | None, text: str) -> bool:
-    """True when an expected anchor was given and differs after whitespace collapsing and case folding."""
-    wanted = _fold(expected or "")
-    return bool(wanted) and wanted != _fold(text)
-
-
-def _fold(text: str) -> str:
-    return " ".join(text.split()).casefold()
+    """True when an expected anchor was given (not blank) and differs from the link's text once
+    both are normalised as section 1 says (`history.normalize_anchor`: NFKC, case folding,
+    punctuation as spaces, whitespace collapsed). An expected anchor of punctuation only is
+    compared too: it matches a text of punctuation only."""
+    if expected is None or not expected.strip():
+        return False
+    return normalize_anchor(expected) != normalize_anchor(text)
 
 
 def rel_matches(expected: ExpectedRel, link: Link) -> bool:

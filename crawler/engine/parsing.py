@@ -43,7 +43,9 @@ def read_page(
     if not decode.is_html(content_type, body):
         return None, None
     decoded = decode.decode_html(body, content_type)
-    page = extract.parse_page(decoded.utf8, url, index_agent=index_agent, targets=targets)
+    page = extract.parse_page(
+        decoded.utf8, url, index_agent=index_agent, targets=targets, encoding=decoded.encoding
+    )
     return page, decoded.encoding
 
 
