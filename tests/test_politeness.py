@@ -105,10 +105,13 @@ async def test_crawl_delay_interval_is_longer_than_delay() -> None:
     assert rec.gaps("a") == [3.0, 3.0, 3.0]
 
 
-async def test_interval_shorter_than_delay_keeps_delay() -> None:
-    """The delay setting is a floor: a Crawl-delay of 0.1 doesn't shorten a delay of 1."""
+async def test_interval_is_the_callers_gap() -> None:
+    """An explicit interval replaces the delay (a rendered page's own requests pass 0); none keeps it."""
     clock, gates, rec = setup(delay=1.0)
     await clock.run(rec.request(gates, "a", 0.0, interval=0.1) for _ in range(3))
+    assert rec.gaps("a") == pytest.approx([0.1, 0.1])
+    clock, gates, rec = setup(delay=1.0)
+    await clock.run(rec.request(gates, "a", 0.0) for _ in range(3))
     assert rec.gaps("a") == [1.0, 1.0]
 
 

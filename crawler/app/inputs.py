@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -15,12 +16,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
-from crawler.core.claims import claims_of
+from crawler.app.xlsx import read_xlsx_rows
+from crawler.core.claims import claim_from_fields, claims_of
 from crawler.errors import InputError
 from crawler.models import Claim, InvalidClaim
 
-FORMATS = ("csv", "tsv", "jsonl")
-SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+FORMATS = ("csv", "tsv", "jsonl", "xlsx")
+SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".xlsx": "xlsx",
+}
 
 
 def read_claims(source: str | os.PathLike[str] | TextIO, *, format: str | None = None) -> ClaimReader:
@@ -32,7 +41,11 @@ def read_claims(source: str | os.PathLike[str] | TextIO, *, format: str | None =
     `InputError` before any row is read; rows are read as the result is iterated.
     """
     if format is not None and format.lower() not in FORMATS and format.lower() != "ndjson":
-        raise InputError(f"unknown format {format!r}: use csv, tsv or jsonl")
+        raise InputError(f"unknown format {format!r}: use csv, tsv, jsonl or xlsx")
+    if _format(source, format) == "xlsx":
+        if not isinstance(source, str | os.PathLike) or str(source) == "-":
+            raise InputError("xlsx claims are read from a file, not from a stream")
+        return ClaimReader(_xlsx_claims(source), _keep)
     stream, name, release = _open(source)
     try:
         rows = claims_of(stream, name, _format(source, format))
@@ -93,6 +106,22 @@ def _open(source: str | os.PathLike[str] | TextIO) -> tuple[TextIO, str, Callabl
     except OSError as error:
         raise InputError(f"{source}: {error.strerror or error}") from None
     return stream, str(source), stream.close
+
+
+def _xlsx_claims(path: str | os.PathLike[str]) -> Iterator[Claim | InvalidClaim]:
+    """The claims of the first sheet of a workbook, row numbers as the sheet shows them; the
+    workbook is opened and its header checked now (a missing file or URL column: InputError)."""
+    rows = read_xlsx_rows(path)
+    first = next(rows, None)
+    if first is None:
+        return iter(())
+    names = {name.strip().lower() for name in first[1]}
+    if not {"source_url", "target_url"} <= names:
+        found = ", ".join(repr(name) for name in list(first[1])[:10])
+        raise InputError(
+            f"{os.fspath(path)}: the header has no source_url and target_url columns (found: {found})"
+        )
+    return (claim_from_fields(fields, row) for row, fields in itertools.chain([first], rows))
 
 
 def _keep() -> None:

@@ -98,7 +98,7 @@ class PageFetcher:
         if delay is None:
             return Permit(robots=robots)
         cap = self._settings.max_crawl_delay
-        return Permit(interval=min(delay, cap), capped=delay > cap, robots=robots)
+        return Permit(interval=max(self._settings.delay, min(delay, cap)), capped=delay > cap, robots=robots)
 
     async def _refused(self, url: str, current: str, trail: _Trail, permit: Permit) -> Fetched:
         robots = permit.robots

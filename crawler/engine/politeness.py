@@ -78,9 +78,13 @@ class Politeness:
 
     @asynccontextmanager
     async def slot(self, host: str, *, interval: float | None = None) -> AsyncIterator[None]:
-        """Hold a place for one request to `host`, started `interval` (default `delay`) after the last."""
+        """Hold a place for one request to `host`, started `interval` (default `delay`) after the last.
+
+        The caller decides the gap: pages pass the longer of `delay` and a capped Crawl-delay, a
+        rendered page's own requests pass 0 (a page with twenty scripts must not take twenty delays).
+        """
         gate = self._gate(host)
-        gap = self.delay if interval is None else max(self.delay, interval)
+        gap = self.delay if interval is None else interval
         gate.users += 1
         try:
             async with gate.places:
