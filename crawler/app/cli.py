@@ -33,7 +33,8 @@ from crawler.app import display
 from crawler.app.export import ExportFormat, csv_header, csv_row, json_line
 from crawler.app.inputs import FORMATS, read_claims
 from crawler.app.run import RunOutcome, run_async, verify_run
-from crawler.config import SPECS, Kind, Settings, SettingSpec, __version__
+from crawler.config import SPECS, Kind, RenderMode, Settings, SettingSpec, __version__
+from crawler.engine import render
 from crawler.errors import ConfigError, CrawlerError
 from crawler.models import Reason, Result, Status
 from crawler.store.base import Report
@@ -255,6 +256,8 @@ def verify_command(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.db}: no such database: give claims files to verify")
     db = _new_or_existing_db(args.db)
     _refuse_overwriting(args.output, "--output", [*args.inputs, *_db_files(args.db)])
+    if settings.render is not RenderMode.OFF:
+        render.check_rendering(settings)  # a missing browser or extra: exit 2 before any request
     with contextlib.ExitStack() as stack:
         readers = [stack.enter_context(read_claims(path, format=args.format)) for path in args.inputs]
         output = stack.enter_context(_output(args.output))

@@ -50,7 +50,7 @@ class PageFetcher:
         self._fetcher = fetcher
         self._robots = robots
         self._settings = settings
-        self._reader = reader or PageReader()
+        self.reader = reader or PageReader()
 
     async def fetch(self, url: str, claims: Sequence[Claim] = ()) -> tuple[Fetched, Response | None]:
         """Everything learned about the page at `url` (no fragment), as the verdict's input, and
@@ -116,7 +116,7 @@ class PageFetcher:
         targets = None
         if claims and 200 <= (answer.status or 0) < 300:
             targets = list(dict.fromkeys(urls.Target.of(claim.target_url, claim.match) for claim in claims))
-        return await self._reader.read(
+        return await self.reader.read(
             answer.body,
             answer.header("content-type"),
             answer.url,

@@ -29,18 +29,21 @@ import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from contextlib import aclosing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from crawler import logs
-from crawler.config import Settings
+from crawler.config import RenderMode, Settings
 from crawler.core import urls, verdict
 from crawler.engine.archive import DEFAULT_REDACT, Archive
 from crawler.engine.fetch import Fetcher, Response
+from crawler.engine.judge import Judge
 from crawler.engine.pages import PageFetcher
 from crawler.engine.parsing import PageReader
 from crawler.engine.politeness import Politeness
+from crawler.engine.render import Renderer
 from crawler.engine.robots_cache import RobotsCache
+from crawler.engine.subresources import CrawlerSubresources
 from crawler.errors import CrawlerError
 from crawler.models import Claim, Fetched, InvalidClaim, Reason, Result, new_run_id
 
@@ -78,6 +81,9 @@ async def verify(
         run = _Run(settings, run_id, reader or PageReader(), archive)
         # aclosing: leaving early stops the run's tasks before the session closes, not at GC time.
         await stack.enter_async_context(run.fetcher)
+        if settings.render is not RenderMode.OFF:  # the browser starts before any request
+            subresources = CrawlerSubresources(run.fetcher, run.robots, settings)
+            run.render_with(await stack.enter_async_context(Renderer(settings, subresources)))
         results = await stack.enter_async_context(aclosing(run.results(claims)))
         async for result in results:
             yield result
@@ -104,6 +110,7 @@ class _Run:
     fetcher: Fetcher = field(init=False)
     robots: RobotsCache = field(init=False)
     pages: PageFetcher = field(init=False)
+    judge: Judge = field(init=False)
     pending: dict[str, list[Claim]] = field(default_factory=dict)
     waiting_claims: int = 0
     recent: OrderedDict[str, tuple[Fetched, Response | None]] = field(default_factory=OrderedDict)
@@ -119,6 +126,11 @@ class _Run:
         self.fetcher = Fetcher(s, self.politeness, archive=self.archive)
         self.robots = RobotsCache(self.fetcher, s)
         self.pages = PageFetcher(self.fetcher, self.robots, s, self.reader)
+        self.judge = Judge(s, self.run_id, self.pages, archive=self.archive)
+
+    def render_with(self, renderer: Renderer) -> None:
+        """Judge pages on their rendered document too, as `render` says."""
+        self.judge = Judge(self.settings, self.run_id, self.pages, renderer, self.archive)
 
     async def results(self, claims: Iterable[Item] | AsyncIterable[Item]) -> AsyncGenerator[Result, None]:
         feed = asyncio.create_task(self._feed(claims))
@@ -162,7 +174,8 @@ class _Run:
             self.waiting_claims += 1
         elif key in self.recent:
             self.recent.move_to_end(key)
-            await self._emit(await self._decide(item, *self.recent[key]))
+            for result in await self.judge.results([item], *self.recent[key]):
+                await self._emit(result)
         else:
             self.pending[key] = [item]
             self.waiting_claims += 1
@@ -199,8 +212,8 @@ class _Run:
         claims = self.pending.pop(key)
         self._remember(key, fetched, final)
         log.debug("page", url=key, status=fetched.status, reason=fetched.reason, claims=len(claims))
-        for claim in claims:
-            await self._emit(await self._decide(claim, fetched, final))
+        for result in await self.judge.results(claims, fetched, final):
+            await self._emit(result)
             self.waiting_claims -= 1
 
     def _remember(self, key: str, fetched: Fetched, final: Response | None) -> None:
@@ -209,22 +222,6 @@ class _Run:
         while len(self.recent) > RECENT_PAGES or self.recent_bytes > RECENT_BYTES:
             _, (_, dropped) = self.recent.popitem(last=False)
             self.recent_bytes -= len(dropped.body) if dropped is not None else 0
-
-    async def _decide(self, claim: Claim, fetched: Fetched, final: Response | None = None) -> Result:
-        now = datetime.now(UTC)
-        agent = self.settings.index_agent
-        try:
-            fetched = await self.pages.reread(fetched, final, claim)
-            result = verdict.decide(claim, fetched, run_id=self.run_id, now=now, index_agent=agent)
-            if fetched.body_sha256 is None:
-                return result
-            return replace(result, body_sha256=fetched.body_sha256, evidence=fetched.evidence)
-        except CrawlerError:
-            raise
-        except Exception:  # same as above: report this claim as not checked, keep going
-            log.exception("verdict_failed", url=fetched.url, claim_id=claim.id)
-            failed = Fetched(url=fetched.url, reason=Reason.INTERNAL_ERROR)
-            return verdict.decide(claim, failed, run_id=self.run_id, now=now, index_agent=agent)
 
     async def _emit(self, result: Result) -> None:
         await self.out_room.acquire()
