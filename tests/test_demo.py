@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from crawler.app import demo
+from crawler.config import RenderMode
 from crawler.models import Claim, InvalidClaim, Status
 
 
@@ -76,7 +77,7 @@ class TestSite:
         """The bundled claims get real addresses; exactly the two broken rows are invalid."""
         async with demo.serve() as site:
             claims = list(site.claims())
-        assert len(claims) == 23
+        assert len(claims) == 24
         assert all("{" not in claim.source_url for claim in claims)
         invalid = [claim for claim in claims if isinstance(claim, InvalidClaim)]
         assert [claim.id for claim in invalid] == ["d22", "d23"]
@@ -105,7 +106,7 @@ def test_demo_command_shows_every_status(tmp_path: Path) -> None:
     statuses = {claim: status for claim, status, _ in rows}
     flags = {flag for _, _, data in rows for flag in json.loads(data)["flags"]}
     assert set(statuses.values()) == {status.value for status in Status}
-    assert len(statuses) == 23
+    assert len(statuses) == 24
     expected = {
         "d01": "verified",
         "d08": "page_error",
@@ -130,3 +131,9 @@ def test_demo_command_shows_every_status(tmp_path: Path) -> None:
         "source_redirected",
     } <= flags
     assert not (tmp_path / "crawler.sqlite").exists()
+    # The script-built partner list: found on the rendered page where a browser is, else missing.
+    d24 = json.loads(next(data for claim, _, data in rows if claim == "d24"))
+    if demo.demo_settings().render is RenderMode.AUTO:
+        assert (d24["status"], "js_rendered" in d24["flags"]) == ("verified", True)
+    else:
+        assert d24["status"] == "missing"

@@ -417,7 +417,7 @@ async def _demo(db: Path, progress: display.RunProgress) -> tuple[RunOutcome, li
     from crawler.app import demo  # here: it imports aiohttp's web server, which no other command needs
 
     async with demo.serve() as site:
-        outcome = await verify_run(db, [site.claims()], demo.DEMO_SETTINGS, fresh=True, progress=progress)
+        outcome = await verify_run(db, [site.claims()], demo.demo_settings(), fresh=True, progress=progress)
     async with Store(db) as store:
         results = [result async for result in store.results(outcome.info.id)]
     return outcome, sorted(results, key=lambda result: result.claim_id), site

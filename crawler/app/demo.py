@@ -17,14 +17,16 @@ import socket
 import tomllib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from importlib.resources.abc import Traversable
 
 from aiohttp import web
 
 from crawler.app.inputs import ClaimReader, read_claims
-from crawler.config import Settings
+from crawler.config import RenderMode, Settings
+from crawler.engine import render
+from crawler.errors import RenderError
 
 SITE = resources.files("crawler.app") / "demo_site"
 # Fast but still polite: the demo shows the real engine, not a special mode of it.
@@ -37,6 +39,16 @@ DEMO_SETTINGS = Settings(
     backoff=0.1,
     max_retry_after=1.0,
 )
+
+
+def demo_settings() -> Settings:
+    """`DEMO_SETTINGS`, rendering pages that look built by scripts where a browser is found."""
+    rendering = replace(DEMO_SETTINGS, render=RenderMode.AUTO)
+    try:
+        render.check_rendering(rendering)
+    except RenderError:
+        return DEMO_SETTINGS
+    return rendering
 
 
 @dataclass(frozen=True, slots=True)
