@@ -342,12 +342,22 @@ class Renderer:
         self._chromium = chromium
         self._executable = executable
         self._places = asyncio.Semaphore(settings.render_concurrency)
+        self._launching = asyncio.Lock()
 
     async def __aenter__(self) -> Renderer:
-        if self._chromium is None:
-            executable = self._executable or check_rendering(self._settings)
-            self._chromium = await Chromium(executable).__aenter__()
+        # The executable is found now (a missing browser fails the run before any request); the
+        # browser itself starts with the first page that needs it, so a run that renders nothing
+        # never pays for one.
+        if self._chromium is None and self._executable is None:
+            self._executable = check_rendering(self._settings)
         return self
+
+    async def _browser(self) -> Chromium:
+        async with self._launching:
+            if self._chromium is None:
+                assert self._executable is not None
+                self._chromium = await Chromium(self._executable).__aenter__()
+            return self._chromium
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -393,9 +403,9 @@ class Renderer:
         """Render `run` taking the document by `deadline` (monotonic), reading it within `CONTENT_GRACE`."""
         from playwright.async_api import Error
 
-        assert self._chromium is not None, "Renderer used outside `async with`"
         try:
-            context, launched = await self._chromium.context(self._settings.user_agent)
+            chromium = await self._browser()
+            context, launched = await chromium.context(self._settings.user_agent)
         except (Error, RenderError) as exc:  # a relaunch that failed: this page fails, the next retries
             log.warning("browser_unavailable", error=str(exc))
             return Rendered(run.url, None, Ending.FAILED, Failure.BROWSER_ERROR)
@@ -409,7 +419,7 @@ class Renderer:
             pass
         finally:
             run.stop()  # no request of this page waits on the network any longer
-            closing = asyncio.create_task(self._chromium.close_context(context, launched))
+            closing = asyncio.create_task(chromium.close_context(context, launched))
             # Waited for, but not cancelled with the render: a context left open keeps spinning.
             await asyncio.wait({closing}, timeout=CLOSE_GRACE)
         return Rendered(run.url, None, Ending.FAILED, run.failure or Failure.BROWSER_ERROR)
