@@ -42,8 +42,8 @@ if _typing.TYPE_CHECKING:  # the names below, for type checkers; at run time eac
     from crawler.models import Region as Region
     from crawler.models import Result as Result
     from crawler.models import Status as Status
-    from crawler.store.sqlite import Report as Report
-    from crawler.store.sqlite import RunInfo as RunInfo
+    from crawler.store.base import Report as Report
+    from crawler.store.base import RunInfo as RunInfo
     from crawler.store.sqlite import Store as Store
 
 # The module of each public name. They are imported on first use: `import crawler` stays cheap,
@@ -69,7 +69,8 @@ _HOMES = {
         "Result",
         "Status",
     ),
-    "crawler.store.sqlite": ("Report", "RunInfo", "Store"),
+    "crawler.store.base": ("Report", "RunInfo"),
+    "crawler.store.sqlite": ("Store",),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = sorted(_HOME_OF)

@@ -1,16 +1,23 @@
-"""The SQLite store: schema, imports as upserts, runs and resume, batched writes, export and report."""
+"""The SQLite store: schema, imports as upserts, runs and resume, batched writes, export and report.
+
+Failures through the command line are in test_store_errors.py, the run's hold in test_run_lock.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import sqlite3
 import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+import crawler
+from crawler.errors import StoreError
 from crawler.models import (
     Claim,
     ExpectedRel,
@@ -23,7 +30,8 @@ from crawler.models import (
     Result,
     Status,
 )
-from crawler.store.sqlite import BATCH, ImportCounts, RunStatus, Store, StoreError, TagCount
+from crawler.store.base import ImportCounts, RunStatus, RunStore, TagCount
+from crawler.store.sqlite import BATCH, IMPORT_BATCH, SQLiteStore, Store
 from crawler.store.sqlite_sql import MIGRATIONS
 
 SETTINGS = {"delay": 1.0, "user_agent": "backlink-crawler/test"}
@@ -117,9 +125,103 @@ class TestSchema:
             assert (await reader_store.run_info(run.id)).decided == 3
 
     async def test_closed_store_says_so(self, tmp_path: Path) -> None:
-        """Using a store that is not open is a StoreError, not an AttributeError."""
-        with pytest.raises(StoreError, match="not open"):
+        """Using a store that is not open is a StoreError naming it, not an AttributeError."""
+        with pytest.raises(StoreError, match=r"x\.sqlite: the store is not open"):
             await Store(tmp_path / "x.sqlite").runs()
+
+    def test_the_sqlite_store_is_the_public_store(self) -> None:
+        """`crawler.Store` is the SQLite store, and it is a RunStore (mypy checks the assignment)."""
+        assert crawler.Store is Store is SQLiteStore
+        seam: type[RunStore] = SQLiteStore
+        assert seam.__name__ == "SQLiteStore"
+
+    async def test_another_programs_version_1_is_refused_untouched(self, tmp_path: Path) -> None:
+        """A database saying schema version 1 without our tables is refused at open, and left as it was."""
+        path = tmp_path / "other.sqlite"
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE runs (id INTEGER, note TEXT)")
+            db.execute("CREATE TABLE invoices (id INTEGER)")
+            db.execute("PRAGMA user_version = 1")
+        pattern = r"other\.sqlite: not a database of this crawler \(schema version 1, but no table claims, "
+        with pytest.raises(StoreError, match=pattern + r"results, run_claims\)"):
+            await Store.open(path)
+        with sqlite3.connect(path) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        assert tables == {"runs", "invoices"}
+
+    async def test_a_missing_column_is_named(self, tmp_path: Path) -> None:
+        """A crawler database that lost a column (edited by hand) is refused, naming the column."""
+        path = tmp_path / "db.sqlite"
+        async with Store(path):
+            pass
+        with sqlite3.connect(path) as db:
+            db.execute("ALTER TABLE results DROP COLUMN final_url")
+        with pytest.raises(StoreError, match=r"but no column results\.final_url\)"):
+            await Store.open(path)
+
+    async def test_negative_schema_version_is_refused(self, tmp_path: Path) -> None:
+        """A user_version no crawler ever wrote is refused."""
+        path = tmp_path / "odd.sqlite"
+        with sqlite3.connect(path) as db:
+            db.execute("PRAGMA user_version = -3")
+        with pytest.raises(StoreError, match="unknown schema version -3"):
+            await Store.open(path)
+
+    async def test_damaged_file(self, tmp_path: Path) -> None:
+        """A database whose pages were overwritten with garbage: a StoreError naming it and the damage."""
+        path = tmp_path / "db.sqlite"
+        async with Store(path) as store:
+            run = await store.begin_run(SETTINGS)
+            await store.add_claims(run, [claim(n) for n in range(2000)])
+            await store.save([result(claim(n), run.id) for n in range(2000)])
+        with path.open("r+b") as file:
+            file.seek(4096)  # everything but the first page, which holds the header and the schema
+            file.write(bytes(range(256)) * (path.stat().st_size // 256))
+
+        async def read() -> None:
+            async with Store(path) as store:
+                await store.run_info()
+                [r async for r in store.results()]
+
+        damaged = "database disk image is malformed; the file is damaged"
+        with pytest.raises(StoreError, match=damaged) as caught:
+            await read()
+        assert str(caught.value).startswith(f"{path}: cannot ")
+
+
+class TestStoredValues:
+    async def test_tags_that_are_not_json_make_an_invalid_claim(self, store: Store, tmp_path: Path) -> None:
+        """claims.tags edited into anything but a JSON object: that claim is invalid; the run goes on."""
+        run = await store.begin_run(SETTINGS)
+        await store.add_claims(run, [claim(1), claim(2)])
+        with sqlite3.connect(tmp_path / "crawler.sqlite") as db:
+            db.execute("UPDATE claims SET tags = 'not json' WHERE id = ?", (claim(1).id,))
+        pending = {item.id: item async for item in store.pending(run)}
+        assert pending[claim(1).id] == InvalidClaim(
+            claim(1).id, claim(1).source_url, claim(1).target_url, "stored claim: tags: not a JSON object"
+        )
+        assert pending[claim(2).id] == claim(2)
+
+    async def test_a_result_that_is_not_json(self, store: Store, tmp_path: Path) -> None:
+        """A results.data cell that is not a result: a StoreError naming the database and the row."""
+        run = await store.begin_run(SETTINGS)
+        await store.add_claims(run, [claim(1)])
+        await store.save([result(claim(1), run.id)])
+        with sqlite3.connect(tmp_path / "crawler.sqlite") as db:
+            db.execute("UPDATE results SET data = '{oops'")
+        unreadable = r"crawler\.sqlite: cannot read results: results row 1 can't be read back"
+        with pytest.raises(StoreError, match=unreadable):
+            [r async for r in store.results()]
+
+    async def test_a_status_no_crawler_wrote(self, store: Store, tmp_path: Path) -> None:
+        """A results.status edited into an unknown word: the report says which, as a StoreError."""
+        run = await store.begin_run(SETTINGS)
+        await store.add_claims(run, [claim(1)])
+        await store.save([result(claim(1), run.id)])
+        with sqlite3.connect(tmp_path / "crawler.sqlite") as db:
+            db.execute("UPDATE results SET status = 'gone'")
+        with pytest.raises(StoreError, match=r"run \S+: a status can't be read back: 'gone' is not a valid"):
+            await store.report()
 
 
 class TestImport:
@@ -200,6 +302,32 @@ class TestImport:
         second = await store.begin_run(SETTINGS)
         assert await store.add_all_claims(second) == 3
         assert len([item async for item in store.pending(second)]) == 3
+
+    @pytest.mark.parametrize("turns", [1, 2, 3, 5, 8, 13, 40, 200])
+    async def test_cancelled_import_leaves_the_run_finishable(self, tmp_path: Path, turns: int) -> None:
+        """An import cancelled at any await (its BEGIN included) leaves no transaction open: the run
+        is then recorded as interrupted, with its counts, and whole batches only were imported."""
+        path = tmp_path / "db.sqlite"
+
+        async def produce() -> AsyncIterator[Claim]:  # no thread: the first await is the BEGIN
+            for n in range(2 * IMPORT_BATCH + 5):
+                yield claim(n)
+
+        async with Store(path) as store:
+            run = await store.begin_run(SETTINGS)
+            task = asyncio.create_task(store.add_claims(run, produce()))
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            info = await store.finish_run(run, interrupted=True)
+        with sqlite3.connect(path) as db:
+            row = db.execute("SELECT status, claims, decided FROM runs").fetchone()
+            imported = db.execute("SELECT count(*) FROM claims").fetchone()[0]
+        assert row == ("interrupted", info.claims, 0)
+        assert info.claims == imported
+        assert imported % IMPORT_BATCH == 0
 
 
 class TestPending:
@@ -414,14 +542,34 @@ class TestWriter:
                 await writer.add(result(claim(1), run.id))  # never attached to the run
                 await asyncio.sleep(0.1)
 
-        with pytest.raises(StoreError, match="saving results failed"):
+        with pytest.raises(StoreError, match=r"crawler\.sqlite: cannot save results: FOREIGN KEY"):
             await write_unattached()
+
+    async def test_a_failed_timed_save_stops_the_next_add(self, store: Store) -> None:
+        """Once a timed save has failed, the next result added raises it: a run stops at once rather
+        than fetch everything else for nothing."""
+        run = await store.begin_run(SETTINGS)
+        await store.add_claims(run, [claim(2)])
+        added = 0
+
+        async def write() -> None:
+            nonlocal added
+            async with store.writer(batch_size=100, max_delay=0.01) as writer:
+                await writer.add(result(claim(1), run.id))  # never attached to the run
+                for _ in range(500):
+                    await asyncio.sleep(0.01)
+                    await writer.add(result(claim(2), run.id))
+                    added += 1
+
+        with pytest.raises(StoreError, match="FOREIGN KEY"):
+            await write()
+        assert added < 100
 
     async def test_save_refuses_a_claim_outside_the_run(self, store: Store) -> None:
         """save() is all or nothing: a result for a claim the run doesn't have fails the batch."""
         run = await store.begin_run(SETTINGS)
         await store.add_claims(run, [claim(1)])
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(StoreError, match="cannot save results: FOREIGN KEY constraint failed"):
             await store.save([result(claim(1), run.id), result(claim(2), run.id)])
         assert (await store.run_info(run.id)).decided == 0
 
@@ -535,3 +683,107 @@ class TestReport:
         notes = [tag for tag in report.by_tag if tag.key == "note"]
         assert [tag.value for tag in notes] == ["n0", "n1", None]
         assert sum(tag.total for tag in notes) == 9
+
+
+class TestClose:
+    async def test_a_cancelled_close_stops_the_database_thread(self, tmp_path: Path) -> None:
+        """A close cancelled at its first await still stops the database's thread (one left waiting
+        for work would keep the process from exiting)."""
+        before = set(_database_threads())
+        store = await Store.open(tmp_path / "db.sqlite")
+        (thread,) = set(_database_threads()) - before
+        closing = asyncio.create_task(store.close())
+        await asyncio.sleep(0)
+        closing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await closing
+        await asyncio.to_thread(thread.join, 10)
+        assert not thread.is_alive()
+
+    async def test_closing_twice(self, tmp_path: Path) -> None:
+        """close() on a closed store does nothing."""
+        store = await Store.open(tmp_path / "db.sqlite")
+        await store.close()
+        await store.close()
+
+    async def test_interrupted_anywhere_in_close(self, tmp_path: Path) -> None:
+        """KeyboardInterrupt (a second SIGTERM) raised at any bytecode of close() never leaves it half
+        done: the store is closed (its thread stopped, its hold let go, with the store still
+        referenced and no garbage collection to finalise it) or, interrupted before it began,
+        untouched; and the thread, a daemon, never keeps the process from exiting."""
+        script = _INTERRUPTED_CLOSE.format(path=str(tmp_path / "db.sqlite"))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=100)
+        assert process.returncode == 0, err.decode()
+        interrupted = int(out.decode().split()[-1])
+        assert interrupted > 10  # that many places in close() were tried
+
+
+def _database_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if "_connection_worker_thread" in thread.name]
+
+
+# Raises KeyboardInterrupt at the n-th bytecode close() runs, for n = 1, 2, ... until one close
+# runs to its end; after each, with the store kept and the collector off, the store is either
+# closed (no thread, no hold left) or untouched (then closed again).
+_INTERRUPTED_CLOSE = """
+import asyncio, gc, sys, threading
+gc.disable()
+kept = []
+from crawler.store.sqlite import SQLiteStore
+
+def threads():
+    return [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+
+async def close_interrupted_at(at):
+    store = await SQLiteStore.open({path!r})
+    kept.append(store)
+    await store.begin_run({{}})
+    seen = 0
+    def opcode(frame, event, arg):
+        nonlocal seen
+        if event == "opcode":
+            seen += 1
+            if seen == at:
+                raise KeyboardInterrupt
+        return opcode
+    def call(frame, event, arg):
+        if frame.f_code is SQLiteStore.close.__code__:
+            frame.f_trace_opcodes = True
+            return opcode
+        return None
+    sys.settrace(call)
+    try:
+        await store.close()
+        return False
+    except KeyboardInterrupt:
+        return True
+    finally:
+        sys.settrace(None)
+
+async def main():
+    at, began = 0, False
+    while True:
+        at += 1
+        interrupted = await close_interrupted_at(at)
+        assert all(thread.daemon for thread in threads())
+        store = kept[-1]
+        if store._connection is not None or store._hold is not None:  # untouched: closed again
+            assert store._connection is not None and store._hold is not None, f"half closed at {{at}}"
+            assert not began, f"close began, then was left untouched at bytecode {{at}}"
+            await store.close()
+        else:
+            began = True
+        for thread in threads():
+            await asyncio.to_thread(thread.join, 10)
+        assert not threads(), f"thread left running when interrupted at bytecode {{at}}"
+        async with SQLiteStore({path!r}) as store:
+            await store.begin_run({{}})  # the hold was let go
+        if not interrupted:
+            print(at - 1)
+            return
+
+asyncio.run(main())
+"""

@@ -129,6 +129,15 @@ def alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
+async def slow_run(servers: Servers, tmp_path: Path) -> tuple[Server, Path]:
+    """A host of 300 pages answering in 50 ms each, and a claims file for them."""
+    slow = await servers.app({f"/p{n}": respond(linked(), delay=0.05) for n in range(300)}, HOSTS[0])
+    claims = tmp_path / "claims.csv"
+    rows = "".join(f"{slow.url(f'/p{n}')},{TARGET}\n" for n in range(300))
+    claims.write_text("source_url,target_url\n" + rows)
+    return slow, claims
+
+
 async def started(server: Server, requests: int) -> None:
     """Returns once `server` has seen `requests` requests: the run is well under way."""
     for _ in range(600):
@@ -144,11 +153,7 @@ class TestWorkerDeath:
     async def test_a_killed_worker_fails_the_run_cleanly(self, servers: Servers, tmp_path: Path) -> None:
         """kill -9 of a worker mid-run: the command exits 2 with one line, the run is interrupted,
         and the next verify resumes it to the end."""
-        slow = await servers.app({f"/p{n}": respond(linked(), delay=0.05) for n in range(300)}, HOSTS[0])
-        claims = tmp_path / "claims.csv"
-        claims.write_text(
-            "source_url,target_url\n" + "".join(f"{slow.url(f'/p{n}')},{TARGET}\n" for n in range(300))
-        )
+        slow, claims = await slow_run(servers, tmp_path)
         env = environ({"CRAWLER_WORKERS": "2", "CRAWLER_PER_HOST": "4"})
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "crawler", "verify", str(claims), "--db", "c.sqlite", "-q",
@@ -171,11 +176,7 @@ class TestWorkerDeath:
 
     async def test_sigterm_stops_parent_and_workers(self, servers: Servers, tmp_path: Path) -> None:
         """SIGTERM to the command: exit 130, what was decided is saved, no worker is left behind."""
-        slow = await servers.app({f"/p{n}": respond(linked(), delay=0.05) for n in range(300)}, HOSTS[0])
-        claims = tmp_path / "claims.csv"
-        claims.write_text(
-            "source_url,target_url\n" + "".join(f"{slow.url(f'/p{n}')},{TARGET}\n" for n in range(300))
-        )
+        slow, claims = await slow_run(servers, tmp_path)
         env = environ({"CRAWLER_WORKERS": "2", "CRAWLER_PER_HOST": "4"})
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "crawler", "verify", str(claims), "--db", "c.sqlite", "-q",
@@ -190,3 +191,22 @@ class TestWorkerDeath:
         assert not any(alive(pid) for pid in workers)
         decided = rows(tmp_path / "c.sqlite", "SELECT count(*) FROM results")[0][0]
         assert 0 < decided < 300
+
+    async def test_killing_the_command_ends_its_workers(self, servers: Servers, tmp_path: Path) -> None:
+        """kill -9 of the command: its workers end with it (none is left behind holding its pipes)."""
+        slow, claims = await slow_run(servers, tmp_path)
+        env = environ({"CRAWLER_WORKERS": "2", "CRAWLER_PER_HOST": "4"})
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crawler", "verify", str(claims), "--db", "c.sqlite", "-q",
+            cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await started(slow, 40)
+        workers = workers_of(process.pid)
+        assert len(workers) == 2
+        process.kill()
+        await asyncio.wait_for(process.communicate(), timeout=30)  # returns once no one holds the pipes
+        for _ in range(100):
+            if not any(alive(pid) for pid in workers):
+                break
+            await asyncio.sleep(0.05)
+        assert not any(alive(pid) for pid in workers)

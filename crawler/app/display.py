@@ -19,7 +19,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from crawler.models import Result, Status
-from crawler.store.sqlite import Report, RunInfo
+from crawler.store.base import Report, RunInfo
 
 LOG_EVERY = 10.0
 """Seconds between two progress log lines when standard error is not a terminal."""

@@ -37,9 +37,9 @@ from crawler.app import display
 from crawler.app.export import json_line
 from crawler.config import Settings
 from crawler.engine import parsing, pipeline
-from crawler.errors import OutputError
+from crawler.errors import OutputError, StoreError
 from crawler.models import Claim, InvalidClaim, Result
-from crawler.store.base import Report, Run, RunInfo
+from crawler.store.base import Report, Run, RunInfo, RunStore
 from crawler.store.sqlite import Store
 
 try:
@@ -56,7 +56,7 @@ ResultSink = Callable[[Result], Awaitable[None]]
 
 
 async def verify_into(
-    store: Store,
+    store: RunStore,
     claims: ClaimSource | None = None,
     settings: Settings | None = None,
     *,
@@ -76,7 +76,7 @@ async def verify_into(
 
 
 async def run_claims(
-    store: Store,
+    store: RunStore,
     sources: Sequence[ClaimSource],
     settings: Settings,
     *,
@@ -104,7 +104,8 @@ async def run_claims(
     except BaseException:  # an input file failing mid-way, the caller cancelled: keep it resumable
         work.cancel()
         await asyncio.wait([work])
-        await store.finish_run(run, interrupted=True)
+        with contextlib.suppress(StoreError):  # a second database error must not hide the first
+            await store.finish_run(run, interrupted=True)
         raise
     info = await store.finish_run(run, interrupted=interrupted)
     log.info(
@@ -118,7 +119,7 @@ async def run_claims(
 
 
 async def _work(
-    store: Store,
+    store: RunStore,
     run: Run,
     sources: Sequence[ClaimSource],
     settings: Settings,
@@ -138,7 +139,9 @@ async def _work(
         await _save(store, verified, on_result)
 
 
-async def _save(store: Store, verified: AsyncGenerator[Result, None], on_result: ResultSink | None) -> None:
+async def _save(
+    store: RunStore, verified: AsyncGenerator[Result, None], on_result: ResultSink | None
+) -> None:
     async with store.writer() as writer, contextlib.aclosing(verified) as results:
         async for result in results:
             await writer.add(result)

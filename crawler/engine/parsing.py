@@ -12,8 +12,13 @@ the input.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing
+import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -76,13 +81,17 @@ class PoolReader(PageReader):
     """Reads pages in `workers` processes; the event loop only sends bytes and awaits `Page`s.
 
     Workers are started fresh (`spawn`: nothing of the parent's loop or sockets is inherited) and
-    ignore SIGINT and SIGTERM: the run's process alone decides when to stop, and shuts them down.
-    A worker that dies fails the run with `WorkerError`, never hangs it.
+    ignore SIGINT: the run's process alone decides when to stop, and shuts them down.
+    A worker that dies fails the run with `WorkerError`, never hangs it, and the workers die with
+    the run's process, however it ends.
     """
 
     def __init__(self, workers: int) -> None:
         self._pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_start,
+            initargs=(os.getpid(),),
         )
 
     async def read(
@@ -126,9 +135,40 @@ class _Call:
         )
 
 
-def _worker_start() -> None:
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_IGN)
+def _worker_start(parent: int) -> None:
+    """In each worker: Ctrl-C is the run's process's business, and the worker dies with it.
+
+    SIGINT reaches the whole process group from a terminal: the run's process stops its workers
+    itself. SIGTERM keeps its default, since the pool terminates its workers with it when one
+    of them died.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker blocks on its queue, whose write end it holds too, so it would never see its parent
+    # go (kill -9): on Linux the kernel kills it with its parent, elsewhere a thread watches.
+    if not _die_with_parent():
+        threading.Thread(target=_watch, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> bool:
+    """Ask Linux to SIGKILL this process when its parent ends; False where that can't be asked."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def page_reader(workers: int) -> PageReader:

@@ -1,6 +1,7 @@
 """The SQLite store: claims, runs and results in one file, readable with the sqlite3 shell.
 
-The only module that uses aiosqlite. Tables (schema version in `PRAGMA user_version`):
+The only module that uses aiosqlite; `SQLiteStore` is a `RunStore` (`base.py`). Tables (schema
+version in `PRAGMA user_version`, statements in `sqlite_sql.py`):
 
 - `claims`: one row per claim id, the last import wins; `invalid_reason` is set for a row
   that is not a usable claim; `tags` is a JSON object; `page_key` groups claims by page.
@@ -14,144 +15,179 @@ Writes are batched, one transaction per batch, never a commit per result. Reads 
 every query that may return many rows is paged by key, never fetched whole, and no read
 stays open while results are written. A run that was stopped (interrupted, killed) is
 resumed by the next `begin_run`: claims already decided are not offered again, and
-UNIQUE(run_id, claim_id) makes deciding a claim twice in one run impossible. Readers
-(export, report) may use the file while a run writes to it; two runs at once may not:
-the second would resume the first's run.
+UNIQUE(run_id, claim_id) makes deciding a claim twice in one run impossible.
+
+One process at a time holds a database's run. `begin_run` takes the hold, `finish_run` and
+`close` end it; readers (`results`, `report`, `run_info`: export and report) never take it
+and work beside a run. While another process, or another store in this one, holds it,
+`begin_run` raises `RunHeldError` naming the holder: pid, host name, since when, and its run.
+The hold is an exclusive `flock` on the side file `<database>.lock`, in which the holder
+writes who it is, rather than a row in the database, because:
+
+- the kernel ends it when its process ends, however it ends (kill -9, the OOM killer), so a
+  run whose holder died is resumed by the next `begin_run`, with no stale lock to guess about;
+- a row would need a liveness check (the pid, and its start time against pid reuse) that is
+  wrong on another host or in another container's pid namespace, while a kernel lock holds
+  for every process that can use the database at all: WAL keeps it on one host (its index
+  is shared memory), and containers sharing a volume share the kernel;
+- `flock`, not `fcntl` locks: those belong to a process, so a second store in the same
+  process would get the lock too, and closing any descriptor of the file drops them all;
+- a side file, not the database itself: SQLite keeps `fcntl` locks on that file, which a
+  descriptor of ours, once closed, would drop.
+
+The file is removed when the hold ends; one left by a killed process is simply taken over.
+
+Every sqlite3 error of a public method surfaces as a `StoreError` naming the database, what
+was being done and the cause, with the likely reason where SQLite's words mislead (a
+directory the write-ahead log can't write in says "unable to open database file"): one
+place, `_guarded`. A value this crawler can't read back (edited by hand, written by another
+version) is a `sqlite3.DataError` on its way there. At open, a database whose schema is not
+this crawler's (tables or columns missing, a `user_version` unknown or newer) is refused
+before anything is written. The database's thread is told to stop before `close` first
+waits, so it stops however the close ends (cancelled, or interrupted by a second signal).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import functools
 import hashlib
 import itertools
 import json
 import os
 import re
 import secrets
+import shutil
+import socket
 import sqlite3
+import sys
+import threading
+import time
+import weakref
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Callable,
     Collection,
+    Coroutine,
     Iterable,
     Iterator,
     Mapping,
     Sequence,
 )
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
 
 import aiosqlite
 
 from crawler.core import urls
-from crawler.errors import ClaimError, StoreError
+from crawler.errors import ClaimError, RunHeldError, StoreError
 from crawler.models import Claim, Flag, InvalidClaim, Result, Status
 from crawler.store import sqlite_sql as sql
+from crawler.store.base import (
+    ClaimSource,
+    ImportCounts,
+    Report,
+    ResultWriter,
+    Run,
+    RunInfo,
+    RunStatus,
+    TagCount,
+)
+
+if sys.platform == "win32":
+    import msvcrt
+else:
+    import fcntl
+    import resource
+
+if TYPE_CHECKING:
+    from crawler.store.base import RunStore
 
 _T = TypeVar("_T")
+_S = TypeVar("_S")
+_P = ParamSpec("_P")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 BATCH = 1000
 """Rows per page of a read."""
 IMPORT_BATCH = 10000
 """Claims per import transaction: claim ids and page keys are hashes, so each batch dirties
 index pages all over the file, and larger transactions write each of those pages fewer times."""
+BUSY_TIMEOUT = 30.0
+"""Seconds a statement waits for another connection's write lock before it fails."""
 
 
-class RunStatus(StrEnum):
-    RUNNING = "running"
-    FINISHED = "finished"
-    INTERRUPTED = "interrupted"
+def _guarded(
+    action: str,
+) -> Callable[
+    [Callable[Concatenate[SQLiteStore, _P], Coroutine[Any, Any, _T]]],
+    Callable[Concatenate[SQLiteStore, _P], Coroutine[Any, Any, _T]],
+]:
+    """A public method whose sqlite3 errors become a StoreError saying it could not `action`."""
+
+    def decorate(
+        method: Callable[Concatenate[SQLiteStore, _P], Coroutine[Any, Any, _T]],
+    ) -> Callable[Concatenate[SQLiteStore, _P], Coroutine[Any, Any, _T]]:
+        @functools.wraps(method)
+        async def guarded(store: SQLiteStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+            try:
+                return await method(store, *args, **kwargs)
+            except sqlite3.Error as error:
+                raise _failure(store.path, action, error) from error
+
+        return guarded
+
+    return decorate
 
 
-@dataclass(frozen=True, slots=True)
-class Run:
-    """The run being worked on; `resumed` when it continues one that stopped before finishing."""
+def _guarded_stream(
+    action: str,
+) -> Callable[
+    [Callable[Concatenate[SQLiteStore, _P], AsyncGenerator[_T, None]]],
+    Callable[Concatenate[SQLiteStore, _P], AsyncGenerator[_T, None]],
+]:
+    """`_guarded` for a method that yields rows as it reads them."""
 
-    id: str
-    started_at: str
-    resumed: bool
+    def decorate(
+        method: Callable[Concatenate[SQLiteStore, _P], AsyncGenerator[_T, None]],
+    ) -> Callable[Concatenate[SQLiteStore, _P], AsyncGenerator[_T, None]]:
+        @functools.wraps(method)
+        async def guarded(
+            store: SQLiteStore, /, *args: _P.args, **kwargs: _P.kwargs
+        ) -> AsyncGenerator[_T, None]:
+            try:
+                async with contextlib.aclosing(method(store, *args, **kwargs)) as items:
+                    async for item in items:
+                        yield item
+            except sqlite3.Error as error:
+                raise _failure(store.path, action, error) from error
 
+        return guarded
 
-@dataclass(frozen=True, slots=True)
-class ImportCounts:
-    """What an import did; `added + updated + unchanged` rows were read, `invalid` of them unusable."""
-
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    invalid: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.added + self.updated + self.unchanged
-
-    def __add__(self, other: ImportCounts) -> ImportCounts:
-        return ImportCounts(
-            self.added + other.added,
-            self.updated + other.updated,
-            self.unchanged + other.unchanged,
-            self.invalid + other.invalid,
-        )
+    return decorate
 
 
-@dataclass(frozen=True, slots=True)
-class RunInfo:
-    """A run as it stands: `decided` of its `claims` have a result, counted by status."""
-
-    id: str
-    started_at: str
-    finished_at: str | None
-    status: RunStatus
-    settings: Mapping[str, Any]
-    claims: int
-    decided: int
-    by_status: Mapping[Status, int]
-
-    @property
-    def pending(self) -> int:
-        return self.claims - self.decided
-
-
-@dataclass(frozen=True, slots=True)
-class TagCount:
-    """Results carrying the tag `key` = `value`, by status; `value` None sums the rarer values."""
-
-    key: str
-    value: str | None
-    by_status: Mapping[Status, int]
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_status.values())
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """A run summarised: counts by status (in `run`), by flag and by tag."""
-
-    run: RunInfo
-    by_flag: Mapping[Flag, int]
-    by_tag: tuple[TagCount, ...]
-
-
-class Store:
-    """One SQLite file. `async with Store(path) as store:` opens (creating or upgrading it) and closes."""
+class SQLiteStore:
+    """One SQLite file: `async with SQLiteStore(path) as store:` opens (creating or upgrading it)
+    and closes it."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self._connection: aiosqlite.Connection | None = None
+        self._hold: _Hold | None = None
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> Store:
+    async def open(cls, path: str | os.PathLike[str]) -> Self:
         """The store at `path`, open; close it with `close()`."""
         store = cls(path)
         await store._connect()
         return store
 
-    async def __aenter__(self) -> Store:
+    async def __aenter__(self) -> Self:
         if self._connection is None:
             await self._connect()
         return self
@@ -162,53 +198,80 @@ class Store:
         await self.close()
 
     async def close(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            await connection.execute("PRAGMA optimize")
-            await connection.close()
+        """Close the database and end this store's hold on a run, if it has one; safe to call twice.
+
+        The database's thread is told to stop and the hold let go before anything is awaited
+        (every write of this store was awaited before), and again on the way out if that was
+        interrupted (a second signal): a thread left waiting for work keeps a process from exiting.
+        """
+        try:
+            stopping = self._connection.stop() if self._connection is not None else None
+            self._connection = None
+            self._release()
+            if stopping is not None:
+                await stopping
+        except sqlite3.Error as error:
+            raise _failure(self.path, "close the database", error) from error
+        finally:
+            if self._connection is not None:
+                connection, self._connection = self._connection, None
+                connection.stop()
+            self._release()
 
     @property
     def _db(self) -> aiosqlite.Connection:
         if self._connection is None:
-            raise StoreError("the store is not open")
+            raise StoreError(f"{self.path}: the store is not open")
         return self._connection
 
+    @_guarded("open the database")
     async def _connect(self) -> None:
         # isolation_level=None: no implicit transactions; each batch opens and ends its own.
-        connection = await aiosqlite.connect(self.path, isolation_level=None, timeout=30.0)
+        connection = aiosqlite.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT)
+        _as_daemon(connection)
+        try:
+            await connection
+        except BaseException:
+            await _stopped(connection)  # aiosqlite stops its thread itself: let it finish first
+            raise
         try:
             for pragma in sql.PRAGMAS:
                 await connection.execute(f"PRAGMA {pragma}")
             await _migrate(connection, self.path)
-        except sqlite3.DatabaseError as error:
-            await connection.close()
-            raise StoreError(f"{self.path}: not usable as a crawler database: {error}") from None
         except BaseException:
-            await connection.close()
+            stopping = connection.stop()
+            if stopping is not None:
+                await stopping
             raise
         self._connection = connection
 
+    @_guarded("begin a run")
     async def begin_run(self, settings: Mapping[str, object], *, fresh: bool = False) -> Run:
         """Resume the latest run if it did not finish (unless `fresh`), else start a new one.
 
-        A resumed run records the settings it continues with. With `fresh`, a run left
-        `running` by a killed process is marked interrupted, and stays resumable by id only.
+        Takes the database's hold first (see the module's docstring): `RunHeldError` while
+        another process, or another store, has it. A resumed run records the settings it
+        continues with. With `fresh`, a run left `running` by a killed process is marked
+        interrupted, and stays resumable by id only.
         """
+        db = self._db
+        hold = self._hold = self._hold or _Hold.take(self.path)
         settings_json = json.dumps(dict(settings), default=str, ensure_ascii=False)
         row = await self._one(sql.LATEST_RUN)
-        if row is not None and row[2] != RunStatus.FINISHED:
-            if not fresh:
-                await self._db.execute(sql.RESUME_RUN, (settings_json, row[0]))
-                return Run(row[0], row[1], resumed=True)
-            await self._db.execute(sql.INTERRUPT_RUN, (row[0],))
-        now = datetime.now(UTC)
-        run = Run(f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", _iso(now), resumed=False)
-        await self._db.execute(sql.BEGIN_RUN, (run.id, run.started_at, settings_json))
+        if row is not None and row[2] != RunStatus.FINISHED and not fresh:
+            await db.execute(sql.RESUME_RUN, (settings_json, row[0]))
+            run = Run(row[0], row[1], resumed=True)
+        else:
+            if row is not None and row[2] != RunStatus.FINISHED:
+                await db.execute(sql.INTERRUPT_RUN, (row[0],))
+            now = datetime.now(UTC)
+            run = Run(f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", _iso(now), resumed=False)
+            await db.execute(sql.BEGIN_RUN, (run.id, run.started_at, settings_json))
+        hold.announce(run.id)
         return run
 
-    async def add_claims(
-        self, run: Run, items: Iterable[Claim | InvalidClaim] | AsyncIterable[Claim | InvalidClaim]
-    ) -> ImportCounts:
+    @_guarded("import claims")
+    async def add_claims(self, run: Run, items: ClaimSource) -> ImportCounts:
         """Upsert claims by id (the later row wins) and attach them to `run`, a transaction a batch.
 
         A plain iterable (a file being read) is read in a worker thread, so a slow input
@@ -222,15 +285,16 @@ class Store:
     async def _import(self, run: Run, batch: list[Claim | InvalidClaim]) -> ImportCounts:
         now = _iso(datetime.now(UTC))
         rows = list({item.id: _claim_row(item, now, run.id) for item in batch}.values())  # last one wins
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
+        try:  # the BEGIN too: cancelled while it waits, it still runs, and must be rolled back
+            await self._db.execute(sql.BEGIN_WRITE)
             added, updated = await self._upsert(rows)
             await self._db.executemany(sql.ATTACH, rows)
+            await self._db.commit()
         except BaseException:
-            # Awaiting queues the rollback at once, so it runs even if this await is cancelled.
+            # Queued behind what was queued before it (and before this await suspends), so it
+            # runs even if this await is cancelled; without a transaction it does nothing.
             await self._db.rollback()
             raise
-        await self._db.commit()
         invalid = sum(isinstance(item, InvalidClaim) for item in batch)
         return ImportCounts(added, updated, len(batch) - added - updated, invalid)
 
@@ -250,12 +314,14 @@ class Store:
         """Rows changed by `sql` run once per row."""
         return (await self._db.executemany(statement, rows)).rowcount if rows else 0
 
+    @_guarded("attach the stored claims to the run")
     async def add_all_claims(self, run: Run) -> int:
         """Attach every claim in the database to `run` (a re-check); returns how many were new to it."""
         cursor = await self._db.execute(sql.ATTACH_ALL, (run.id,))
         return cursor.rowcount
 
-    async def pending(self, run: Run) -> AsyncIterator[Claim | InvalidClaim]:
+    @_guarded_stream("read the claims to verify")
+    async def pending(self, run: Run) -> AsyncGenerator[Claim | InvalidClaim, None]:
         """The run's claims without a result: invalid ones first, then page by page.
 
         Claims of one source page come together; pages are ordered by a hash, which spreads
@@ -270,6 +336,7 @@ class Store:
                 return
             after = (rows[-1][0], rows[-1][1])
 
+    @_guarded("save results")
     async def save(self, results: Sequence[Result]) -> None:
         """Store a batch of results in one transaction; a claim already decided in its run keeps
         its first result. Each result must be for a claim of its run (a foreign key says so)."""
@@ -281,15 +348,19 @@ class Store:
         """A buffer for results saved in batches: when full, every `max_delay` seconds, and on exit."""
         return ResultWriter(self, batch_size=batch_size, max_delay=max_delay)
 
+    @_guarded("finish the run")
     async def finish_run(self, run: Run, *, interrupted: bool = False) -> RunInfo:
-        """Mark the run finished (or interrupted, to be resumed) and record its counts."""
+        """Mark the run finished (or interrupted, to be resumed), record its counts, end the hold."""
         info = await self.run_info(run.id)
         counts = json.dumps({status.value: n for status, n in info.by_status.items()})
         status = RunStatus.INTERRUPTED if interrupted else RunStatus.FINISHED
         finished = (status.value, _iso(datetime.now(UTC)), info.claims, info.decided, counts, run.id)
         await self._db.execute(sql.FINISH_RUN, finished)
+        await self._db.execute(sql.OPTIMIZE)
+        self._release()
         return await self.run_info(run.id)
 
+    @_guarded("read the run")
     async def run_info(self, run_id: str | None = None) -> RunInfo:
         """The run `run_id` (None or "latest": the latest run) as it stands now."""
         run_id = await self._run_id(run_id)
@@ -297,28 +368,28 @@ class Store:
         assert row is not None  # _run_id checked it exists
         claims = await self._one(sql.RUN_CLAIMS, (run_id,))
         by_status = await self._db.execute_fetchall(sql.RUN_STATUSES, (run_id,))
-        counts = {Status(status): n for status, n in by_status}
-        ordered = {status: counts[status] for status in Status if status in counts}
-        claimed = claims[0] if claims else 0
+        counts = {_stored(f"run {run_id}: a status", Status, status): n for status, n in by_status}
         return RunInfo(
             row[0],
             row[1],
             row[2],
-            RunStatus(row[3]),
-            json.loads(row[4]),
-            claimed,
+            _stored(f"run {run_id}: its status", RunStatus, row[3]),
+            _stored(f"run {run_id}: its settings", json.loads, row[4]),
+            claims[0] if claims else 0,
             sum(counts.values()),
-            ordered,
+            {status: counts[status] for status in Status if status in counts},
         )
 
+    @_guarded("list the runs")
     async def runs(self) -> list[RunInfo]:
         """Every run, oldest first."""
         ids = await self._db.execute_fetchall(sql.RUN_IDS)
         return [await self.run_info(row[0]) for row in ids]
 
+    @_guarded_stream("read results")
     async def results(
         self, run_id: str | None = None, *, statuses: Collection[Status] = ()
-    ) -> AsyncIterator[Result]:
+    ) -> AsyncGenerator[Result, None]:
         """Results of a run (None or "latest": the latest) in the order they were decided.
 
         Nothing when the database has no run yet; StoreError for a run id that doesn't exist.
@@ -331,12 +402,13 @@ class Store:
         after = 0
         while True:
             rows = list(await self._db.execute_fetchall(query, (run, after, *wanted, BATCH)))
-            for row in rows:
-                yield Result.from_dict(json.loads(row[1]))
+            for rowid, data in rows:
+                yield _stored(f"results row {rowid}", _result, data)
             if len(rows) < BATCH:
                 return
             after = rows[-1][0]
 
+    @_guarded("count the results")
     async def report(self, run_id: str | None = None, *, max_tag_values: int = 20) -> Report:
         """Counts of a run by status, by flag and by tag (the `max_tag_values` commonest values a key)."""
         info = await self.run_info(run_id)
@@ -344,9 +416,9 @@ class Store:
         rows = await self._db.execute_fetchall(sql.TAG_COUNTS, (info.id, max_tag_values))
         by_tag: dict[tuple[str, str | None], dict[Status, int]] = {}
         for key, value, status, n in rows:
-            by_tag.setdefault((key, value), {})[Status(status)] = n
+            by_tag.setdefault((key, value), {})[_stored("results: a status", Status, status)] = n
         tags = tuple(TagCount(key, value, counts) for (key, value), counts in by_tag.items())
-        return Report(info, {Flag(flag): n for flag, n in flags}, tags)
+        return Report(info, {_stored("results: a flag", Flag, flag): n for flag, n in flags}, tags)
 
     async def _run_id(self, run_id: str | None) -> str:
         if run_id in (None, "latest"):
@@ -362,59 +434,269 @@ class Store:
         async with self._db.execute(statement, parameters) as cursor:
             return await cursor.fetchone()
 
+    def _release(self) -> None:
+        hold, self._hold = self._hold, None
+        if hold is not None:
+            hold.release()
 
-class ResultWriter:
-    """Buffers results and saves them in batches: when `batch_size` are waiting, every
-    `max_delay` seconds, and on exit, also when the exit is a cancellation."""
 
-    def __init__(self, store: Store, *, batch_size: int, max_delay: float) -> None:
-        self._store = store
-        self._batch_size = batch_size
-        self._max_delay = max_delay
-        self._buffer: list[Result] = []
-        self._ticker: asyncio.Task[None] | None = None
+Store = SQLiteStore
+"""The public name (`crawler.Store`): the SQLite store is the one every command uses by default."""
 
-    async def __aenter__(self) -> ResultWriter:
-        self._ticker = asyncio.create_task(self._tick())
-        return self
+if TYPE_CHECKING:
+    _IS_A_RUN_STORE: type[RunStore] = SQLiteStore  # mypy checks the class against the protocol here
 
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        ticker, self._ticker = self._ticker, None
-        if ticker is not None:
-            ticker.cancel()
-        # The save is queued before its first suspension, and the store runs it whole, so a
-        # second cancellation while awaiting here loses nothing already buffered.
-        await self.flush()
-        if ticker is not None:
-            await asyncio.wait([ticker])  # unlike awaiting it, never swallows our own cancellation
-            if not ticker.cancelled() and ticker.exception() is not None:
-                raise StoreError("saving results failed") from ticker.exception()
 
-    async def add(self, result: Result) -> None:
-        self._buffer.append(result)
-        if len(self._buffer) >= self._batch_size:
-            await self.flush()
+# The hold -------------------------------------------------------------------------------------
 
-    async def flush(self) -> None:
-        """Save everything buffered now."""
-        batch, self._buffer = self._buffer, []
-        if batch:
-            await self._store.save(batch)
 
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(self._max_delay)
-            await self.flush()
+class _Hold:
+    """This process's hold on a database's run: an exclusive lock on `<database>.lock`, a file
+    in which the holder writes who it is (one JSON line) for the process it turns away."""
+
+    def __init__(self, path: str, descriptor: int) -> None:
+        self.path = path
+        self._descriptor = descriptor
+        self._since = _iso(datetime.now(UTC))
+        # A store dropped without being closed (its close interrupted) still lets go, when collected.
+        self._close = weakref.finalize(self, os.close, descriptor)
+
+    @classmethod
+    def take(cls, database: str) -> _Hold:
+        """The hold of `database`'s run, or RunHeldError naming the process that has it."""
+        path = os.path.realpath(database) + ".lock"  # a symbolic link to the database shares it
+        for _ in range(100):
+            descriptor = _open_lock_file(database, path)
+            try:
+                locked = _lock(descriptor)
+                held_by = None if locked else _holder(descriptor)
+                mine = locked and _same_file(descriptor, path)
+            except BaseException as error:
+                os.close(descriptor)
+                if isinstance(error, OSError):
+                    raise StoreError(
+                        f"{database}: cannot hold its run: {path}: {error.strerror or error}"
+                    ) from None
+                raise
+            if mine:
+                hold = cls(path, descriptor)
+                hold.announce(None)
+                return hold
+            os.close(descriptor)
+            if held_by is not None:
+                raise RunHeldError(
+                    f"{database}: its run is held by {held_by}: one process at a time works on a"
+                    " database's run; wait for it to end, or stop it (the next verify resumes the run)"
+                )
+            # Locked just as its holder removed it on leaving: lock the file that is there now.
+        raise StoreError(f"{database}: cannot hold its run: {path} is replaced again and again")
+
+    def announce(self, run_id: str | None) -> None:
+        """Write who holds the run, and which run, for anyone who is turned away."""
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": self._since, "run": run_id}
+        line = (json.dumps(holder) + "\n").encode()
+        with contextlib.suppress(OSError):  # the hold works without it; a refusal says less
+            os.lseek(self._descriptor, 0, os.SEEK_SET)
+            os.write(self._descriptor, line)
+            os.ftruncate(self._descriptor, len(line))  # after the write: never seen empty
+
+    def release(self) -> None:
+        """Let go (once): the file is removed while still locked, so whoever opened it meanwhile
+        finds it gone (`_same_file`) and locks the next one instead."""
+        if not self._close.alive:
+            return
+        try:
+            if sys.platform != "win32" and _same_file(self._descriptor, self.path):
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
+        finally:
+            self._close()
+
+
+def _open_lock_file(database: str, path: str) -> int:
+    flags = os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        return os.open(path, os.O_RDWR | flags, 0o666)
+    except PermissionError as error:
+        failure: OSError = error
+        with contextlib.suppress(OSError):  # another user's lock file: locking it needs no write
+            return os.open(path, os.O_RDONLY | flags)
+    except OSError as error:
+        failure = error
+    raise StoreError(f"{database}: cannot hold its run: {path}: {failure.strerror or failure}")
+
+
+_WINDOWS_LOCK_AT = 1 << 30
+"""Where the lock byte lies on Windows, whose locks also bar reading: far after the holder's line."""
+
+
+def _lock(descriptor: int) -> bool:
+    """Lock the open file without waiting: False when another open file has it locked."""
+    try:
+        if sys.platform == "win32":
+            os.lseek(descriptor, _WINDOWS_LOCK_AT, os.SEEK_SET)
+            msvcrt.locking(descriptor, msvcrt.LK_NBLCK, 1)
+        else:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if error.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, getattr(errno, "EDEADLOCK", 0)):
+            return False  # Windows says EACCES or EDEADLOCK
+        raise
+    return True
+
+
+def _same_file(descriptor: int, path: str) -> bool:
+    """Whether `path` still names the file open as `descriptor`."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(descriptor)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def _holder(descriptor: int) -> str:
+    """Who holds the lock, as they wrote it (given a moment to write it, if they just took it)."""
+    for _ in range(50):
+        os.lseek(descriptor, 0, os.SEEK_SET)
+        line = os.read(descriptor, 4096).partition(b"\n")[0]
+        with contextlib.suppress(ValueError):
+            holder = json.loads(line)
+            if isinstance(holder, dict):
+                run = f", run {holder['run']}" if holder.get("run") else ""
+                return (
+                    f"process {holder.get('pid')} on host {holder.get('host')}"
+                    f" (holding it since {holder.get('since')}{run})"
+                )
+        time.sleep(0.01)
+    return "another process (which has not said who it is)"
+
+
+# Errors ---------------------------------------------------------------------------------------
+
+
+def _failure(path: str, action: str, error: sqlite3.Error) -> StoreError:
+    """The one-line StoreError for `error`, met while trying to `action` on the database at `path`."""
+    cause = str(error) or type(error).__name__
+    hint = _hint(path, getattr(error, "sqlite_errorname", ""))
+    return StoreError(f"{path}: cannot {action}: {cause}" + (f"; {hint}" if hint else ""))
+
+
+def _hint(path: str, name: str) -> str:
+    """What SQLite's error `name` (SQLITE_...) most likely means for the file at `path`."""
+    if name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM")):
+        return _access_hint(path)
+    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+        return _space_hint(path, full=name == "SQLITE_FULL")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return "the file is damaged or not a database: restore a copy, or recover what is left (.recover)"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return f"another program kept it locked for more than {BUSY_TIMEOUT:.0f} s"
+    return ""
+
+
+def _access_hint(path: str) -> str:
+    directory = os.path.dirname(os.path.abspath(path))
+    user = f"user {os.geteuid()}" if hasattr(os, "geteuid") else "this user"
+    if not os.path.isdir(directory):
+        return f"{directory} is not a directory"
+    if os.path.isdir(path):
+        return "it is a directory"
+    if not os.path.exists(path):
+        cause = _why_not_created(path)
+        return f"it can't be created in {directory}: {cause}" if cause else ""
+    if not os.access(directory, os.W_OK):
+        name = os.path.basename(path)
+        return (
+            f"the directory {directory} can't be written (a read-only mount, or not writable by {user}),"
+            f" and SQLite's write-ahead log needs to create {name}-wal and {name}-shm beside the database"
+        )
+    if not os.access(path, os.W_OK):
+        return f"the file can't be written (read-only, or not writable by {user})"
+    if not os.access(path, os.R_OK):
+        return f"the file can't be read by {user}"
+    return ""
+
+
+def _why_not_created(path: str) -> str:
+    """The system's own word for why `path` can't be created ("" if it can: then it is removed)."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return ""
+    except OSError as error:
+        return error.strerror or str(error)
+    os.close(descriptor)
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    return ""
+
+
+def _space_hint(path: str, *, full: bool) -> str:
+    facts = []
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+        if free < 64 << 20:
+            facts.append(f"{free >> 20} MiB free on its disk")
+    limit = _file_size_limit()
+    if limit is not None:
+        facts.append(f"this process may write files of at most {limit} bytes (ulimit -f)")
+    if facts:
+        return "writing failed: " + ", ".join(facts)
+    return (
+        "the disk is full" if full else "the disk or file system failed (full? gone? a network mount lost?)"
+    )
+
+
+def _file_size_limit() -> int | None:
+    if sys.platform == "win32":
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _stored(what: str, decode: Callable[[_S], _T], value: _S) -> _T:
+    """`decode(value)` of a value read from the database; one this crawler can't read (edited by
+    hand, written by another program or version) is a sqlite3.DataError naming `what`."""
+    try:
+        return decode(value)
+    except (ValueError, KeyError, TypeError) as error:
+        raise sqlite3.DataError(f"{what} can't be read back: {error}") from error
+
+
+def _result(data: str) -> Result:
+    return Result.from_dict(json.loads(data))
+
+
+# Opening ----------------------------------------------------------------------------------------
+
+
+def _as_daemon(connection: aiosqlite.Connection) -> None:
+    """Make the connection's thread (not started yet) a daemon. A close interrupted before it
+    began (a second signal) never tells the thread to stop, and a thread that waits for work
+    keeps a process from exiting; a daemon ends with it, as a killed process's thread would,
+    and SQLite rolls back what was not committed (the writer's batches are awaited before)."""
+    thread = getattr(connection, "_thread", None)
+    if isinstance(thread, threading.Thread) and not thread.is_alive():
+        thread.daemon = True
+
+
+async def _stopped(connection: aiosqlite.Connection) -> None:
+    """Wait until the thread of a connection that failed to open has stopped (aiosqlite stops it
+    itself), so it never reports to an event loop that is already closed."""
+    thread = getattr(connection, "_thread", None)
+    if isinstance(thread, threading.Thread) and thread.is_alive():
+        await asyncio.to_thread(thread.join, BUSY_TIMEOUT)
 
 
 async def _migrate(connection: aiosqlite.Connection, path: str) -> None:
-    """Bring the schema to the latest version, each step in its own transaction."""
+    """Bring the schema to the latest version, each step in its own transaction, then check it."""
     async with connection.execute(sql.USER_VERSION) as cursor:
         version = (await cursor.fetchone() or (0,))[0]
     if version > len(sql.MIGRATIONS):
         raise StoreError(f"{path}: schema version {version} is newer than this crawler knows")
+    if version < 0:
+        raise StoreError(f"{path}: not a database of this crawler (unknown schema version {version})")
     if version == 0:
         async with connection.execute(sql.ANY_TABLE) as cursor:
             if (await cursor.fetchone() or (0,))[0]:
@@ -427,6 +709,23 @@ async def _migrate(connection: aiosqlite.Connection, path: str) -> None:
         except BaseException:
             await connection.rollback()
             raise
+    found = {(table, column) for table, column in await connection.execute_fetchall(sql.SCHEMA_COLUMNS)}
+    if missing := _schema() - found:
+        tables = sorted({table for table, _ in missing} - {table for table, _ in found})
+        columns = sorted(f"{table}.{column}" for table, column in missing)
+        lacks = f"no table {', '.join(tables)}" if tables else f"no column {', '.join(columns)}"
+        raise StoreError(f"{path}: not a database of this crawler (schema version {version}, but {lacks})")
+
+
+@functools.cache
+def _schema() -> frozenset[tuple[str, str]]:
+    """Every (table, column) of the latest schema, as the migrations build it."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as database:
+        database.executescript("".join(sql.MIGRATIONS))
+        return frozenset(database.execute(sql.SCHEMA_COLUMNS).fetchall())
+
+
+# Rows -------------------------------------------------------------------------------------------
 
 
 async def _batches(items: Iterable[_T] | AsyncIterable[_T], size: int) -> AsyncIterator[list[_T]]:
@@ -489,13 +788,20 @@ def _digest(text: str, size: int) -> str:
 
 
 def _claim_of(row: sqlite3.Row) -> Claim | InvalidClaim:
+    """The stored claim; a row edited by hand into something unusable is an invalid claim saying
+    why (the run goes on, as with a bad input row), never a failure of the whole run."""
     _, claim_id, source, target, anchor, rel, match, tags_json, invalid_reason = row
-    tags = json.loads(tags_json)
+    try:
+        tags = json.loads(tags_json)
+    except (ValueError, TypeError):
+        tags = None
+    if not isinstance(tags, dict):
+        return InvalidClaim(claim_id, source, target, "stored claim: tags: not a JSON object", {})
     if invalid_reason is not None:
         return InvalidClaim(claim_id, source, target, invalid_reason, tags)
     try:
         return Claim(source, target, anchor, rel, match, claim_id, tags)
-    except ClaimError as error:  # a row edited by hand into something unusable
+    except ClaimError as error:
         return InvalidClaim(claim_id, source, target, f"stored claim: {error}", tags)
 
 

@@ -1,8 +1,8 @@
-"""The SQL of the store: the schema, its migrations, and every statement `store.py` runs.
+"""The SQL of the SQLite store: the schema, its migrations, and every statement `sqlite.py` runs.
 
 Pure text: no connection here. Statements take `?` or `:name` parameters, never values
 formatted in. Keeping the SQL apart lets it be read (and reviewed with the sqlite3 shell) as
-one piece, and keeps `store.py` about transactions, batching and paging.
+one piece, and keeps `sqlite.py` about transactions, batching, paging and errors.
 """
 
 from __future__ import annotations
@@ -114,11 +114,21 @@ TAG_COUNTS = """
     GROUP BY 1, 2, 3 ORDER BY 1, min(rk.rank), 3
 """
 
-PRAGMAS = ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON")
+PRAGMAS = ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON", "analysis_limit = 1000")
 """Set on every connection: readers beside a writer, durable commits without a sync per batch,
-and the foreign keys the schema declares."""
+the foreign keys the schema declares, and statistics from a sample (as SQLite advises): the
+`OPTIMIZE` that ends a run reads part of each index, not all of it, however large the file."""
 USER_VERSION = "PRAGMA user_version"
 ANY_TABLE = "SELECT count(*) FROM sqlite_master"
+SCHEMA_COLUMNS = """
+    SELECT m.name, c.name FROM sqlite_schema AS m, pragma_table_info(m.name) AS c
+    WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite%'
+"""
+"""Every (table, column) of a database: at open, the latest schema's must all be there."""
+OPTIMIZE = "PRAGMA optimize"
+"""After a run's writes: refreshes the planner's statistics where they have gone stale."""
+BEGIN_WRITE = "BEGIN IMMEDIATE"
+"""A write transaction that takes the write lock at once, not at its first write."""
 
 # Runs.
 LATEST_RUN = "SELECT id, started_at, status FROM runs ORDER BY rowid DESC LIMIT 1"
