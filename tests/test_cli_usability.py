@@ -127,3 +127,28 @@ class TestLibraryRuns:
         settings = library.Settings(delay=0, retries=0, obey_robots=False)
         (result,) = [result async for result in library.verify([library.Claim(url, TARGET)], settings)]
         assert (result.status, result.reason) == (library.Status.BLOCKED, "forbidden_address")
+
+
+class TestRuns:
+    async def test_every_run_newest_first_with_named_keys(self, site: Server, tmp_path: Path) -> None:
+        """`crawler runs --format jsonl`: one object a run, newest first, the contract's keys."""
+        claims = _claims_csv(site, tmp_path / "claims.csv")
+        for _ in range(2):
+            assert (await crawler("verify", str(claims), "--db", "c.sqlite", "-q", cwd=tmp_path)).code == 0
+        done = await crawler("runs", "--db", "c.sqlite", "--format", "jsonl", cwd=tmp_path)
+        assert done.code == 0, done.stderr
+        runs = _jsonl(done.stdout)
+        assert [list(run) for run in runs] == [
+            ["id", "started_at", "finished_at", "state", "claims", "decided", "counts"]
+        ] * 2
+        assert runs[0]["started_at"] > runs[1]["started_at"]  # ids of one second sort at random
+        assert runs[0]["state"] == "finished"
+        assert runs[0]["counts"] == {
+            "invalid": 1,
+            "page_error": 1,
+            "missing": 1,
+            "nofollow": 1,
+            "verified": 1,
+        }
+        table = await crawler("runs", "--db", "c.sqlite", cwd=tmp_path)
+        assert runs[1]["id"] in table.stdout

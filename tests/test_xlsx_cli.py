@@ -22,7 +22,9 @@ def workbook(path: Path, rows: list[list[object]]) -> Path:
 
 
 class TestClaimsFromXlsx:
-    async def test_rows_are_claims_numbered_as_the_sheet_shows(self, servers: Servers, tmp_path: Path) -> None:
+    async def test_rows_are_claims_numbered_as_the_sheet_shows(
+        self, servers: Servers, tmp_path: Path
+    ) -> None:
         """An .xlsx file's first sheet is read like a CSV: tags kept, a bad row invalid with its sheet row."""
         site = await servers.app({"/a": respond(linked()), "/b": respond(linked('rel="sponsored"'))})
         claims = workbook(

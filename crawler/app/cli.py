@@ -37,7 +37,7 @@ from crawler.config import SPECS, Kind, RenderMode, Settings, SettingSpec, __ver
 from crawler.engine import render
 from crawler.errors import ConfigError, CrawlerError
 from crawler.models import Reason, Result, Status
-from crawler.store.base import Report
+from crawler.store.base import Report, RunInfo
 from crawler.store.sqlite import Store
 
 if TYPE_CHECKING:
@@ -85,7 +85,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # Options every command takes, accepted before the command too (`crawler --db x report`).
 _GLOBAL_OPTIONS = {"--db": True, "--config": True, "--log-format": True, "-q": False, "--quiet": False}
-COMMANDS = ("verify", "export", "report", "runs", "demo", "settings")
+COMMANDS = (
+    "verify",
+    "export",
+    "report",
+    "runs",
+    "changes",
+    "history",
+    "evidence",
+    "worker",
+    "demo",
+    "settings",
+)
 
 
 def _command_first(words: list[str]) -> list[str]:
@@ -123,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=["table", "json"], default="table")
     _run_selection(report)
     report.set_defaults(handler=report_command)
+    runs = commands.add_parser("runs", parents=[common, database], help="list every run, newest first")
+    runs.add_argument("--format", choices=["table", "jsonl"], default="table")
+    runs.set_defaults(handler=runs_command)
     demo_parser = commands.add_parser(
         "demo", parents=[common, _db_option(DEMO_DB)], help="verify the bundled claims against a demo site"
     )
@@ -396,6 +410,24 @@ def report_command(args: argparse.Namespace) -> int:
 async def _report(db: Path, run_id: str) -> Report:
     async with Store(db) as store:
         return await store.report(run_id)
+
+
+def runs_command(args: argparse.Namespace) -> int:
+    _configure_logs(args)
+    db = _existing_db(args.db)
+    records = [display.run_record(info) for info in reversed(run_async(_runs(db)))]
+    out = _utf8(sys.stdout)
+    if args.format == "jsonl":
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    else:
+        display.console(out).print(display.runs_table(records))
+    return EXIT_OK
+
+
+async def _runs(db: Path) -> list[RunInfo]:
+    async with Store(db) as store:
+        return await store.runs()
 
 
 def demo_command(args: argparse.Namespace) -> int:

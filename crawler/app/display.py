@@ -254,3 +254,39 @@ def _status(status: Status) -> Text:
 
 def _status_words(counts: Mapping[Status, int]) -> dict[str, int]:
     return {status.value: n for status, n in counts.items()}
+
+
+def run_record(run: RunInfo) -> dict[str, Any]:
+    """A run as `crawler runs --format jsonl` prints it."""
+    return {
+        "id": run.id,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "state": run.status.value,
+        "claims": run.claims,
+        "decided": run.decided,
+        "counts": {status.value: n for status, n in run.by_status.items() if n},
+    }
+
+
+def runs_table(records: Iterable[Mapping[str, Any]]) -> Table:
+    """Runs, newest first: id, state, when, claims decided, and the counts by status."""
+    table = Table(
+        Column("run", overflow="fold"),
+        "state",
+        Column("started", overflow="fold"),
+        Column("decided", justify="right"),
+        Column("counts", overflow="fold", ratio=1),
+        title="Runs",
+        title_justify="left",
+    )
+    for record in records:
+        counts = " ".join(f"{status} {n}" for status, n in record["counts"].items())
+        table.add_row(
+            record["id"],
+            record["state"],
+            record["started_at"],
+            f"{record['decided']}/{record['claims']}",
+            counts,
+        )
+    return table
