@@ -58,7 +58,7 @@ def run_example(name: str) -> subprocess.CompletedProcess[str]:
         (
             "webhook_sink.py",
             [
-                r"^run \S+: 23 results stored, \d+ alerts posted$",
+                r"^run \S+: 24 results stored, \d+ alerts posted$",
                 r"^  alert: d08 page_error http_404 vendor=\"linkhub\"$",
                 r"^  alert: d21 unreachable connection_error vendor=\"dirsubmit\"$",
             ],
