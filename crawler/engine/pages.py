@@ -73,13 +73,13 @@ class PageFetcher:
             trail.attempts = answer.attempts
             if answer.reason is not None:
                 return self._fetched(url, current, trail, reason=answer.reason), None
-            page, encoding = await self.read(answer, claims) if answer.location is None else (None, None)
+            page, encoding, digest = await self.read(answer, claims) if answer.location is None else _UNREAD
             target = answer.location or _refresh_target(answer, page)
             if target is None or not trail.chain.follow(
                 current, None if answer.location is None else answer.status, target
             ):
                 reason = None if target is None else Reason.TOO_MANY_REDIRECTS
-                fetched = await self._final(url, answer, trail, page, encoding, reason)
+                fetched = await self._final(url, answer, trail, page, encoding, digest, reason)
                 return fetched, answer if page is not None and page.targets is not None else None
             current = target
 
@@ -138,6 +138,7 @@ class PageFetcher:
         trail: _Trail,
         page: Page | None,
         encoding: str | None,
+        digest: str | None,
         reason: str | None = None,
     ) -> Fetched:
         policy = (await self._robots.get(urls.origin(answer.url))).policy
@@ -153,7 +154,7 @@ class PageFetcher:
             encoding=encoding,
             bytes=len(answer.body),
             truncated=answer.truncated,
-            body_sha256=hashlib.sha256(answer.body).hexdigest(),
+            body_sha256=digest if digest is not None else hashlib.sha256(answer.body).hexdigest(),
             evidence=answer.evidence,
             robots_crawler_allowed=policy.can_fetch(answer.url, token) if policy else None,
             robots_index_allowed=policy.can_fetch(answer.url, agent) if policy else None,
@@ -172,6 +173,10 @@ class PageFetcher:
             crawl_delay_capped=trail.capped,
             **response,
         )
+
+
+_UNREAD: tuple[None, None, None] = (None, None, None)
+"""A redirect's answer: its body is not read."""
 
 
 def _refresh_target(answer: Response, page: Page | None) -> str | None:
