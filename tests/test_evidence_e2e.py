@@ -45,9 +45,10 @@ async def site_of(servers: Servers) -> tuple[Server, Server]:
     return main, other
 
 
-async def verify(
-    claims: list[crawler.Claim | crawler.InvalidClaim], **changes: object
-) -> dict[str, crawler.Result]:
+Items = list[crawler.Claim | crawler.InvalidClaim]
+
+
+async def verify(claims: Items, **changes: object) -> dict[str, crawler.Result]:
     settings = settings_for_tests.fast(retries=0, **changes)
     return {result.claim_id: result async for result in crawler.verify(claims, settings)}
 
