@@ -9,7 +9,8 @@ failures of the job itself, each of which the command reports in one line with e
     │                     becomes an `invalid` result instead
     ├── InputError        a claims file that can't be opened or read
     ├── StoreError        a database that can't be opened, read or written
-    │   └── RunHeldError  the database's run is held by another live process
+    │   ├── RunHeldError  the database's run is held by another live process
+    │   └── UnknownClaimError  no claim with the id asked for (`history`, `evidence`)
     ├── OutputError       an `--output` or `--events` stream that can't be written (also an OSError)
     ├── ArchiveError      the evidence archive can't be written
     └── RenderError       rendering is on but the browser or the `render` extra is missing
@@ -45,6 +46,10 @@ class StoreError(CrawlerError):
 
 class RunHeldError(StoreError):
     """The database's run is held by another live process (pid, host and start time in the message)."""
+
+
+class UnknownClaimError(StoreError):
+    """No claim in the database has the id asked for; the message names it and the database."""
 
 
 class OutputError(CrawlerError, OSError):

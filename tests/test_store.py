@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import sqlite3
 import sys
@@ -611,9 +612,10 @@ class TestResults:
             links_matched=3,
             outbound_links=42,
         )  # fmt: skip
-        await store.save([saved])
+        stored = await store.save([saved])
         got = [r async for r in store.results(run.id)]
-        assert [r.to_dict() for r in got] == [saved.to_dict()]
+        assert [r.to_dict() for r in got] == [dataclasses.replace(saved, state="live").to_dict()]
+        assert stored.results == (dataclasses.replace(saved, state="live"),)  # the state it folded to
 
     async def test_status_filter_latest_run_and_order(self, store: Store) -> None:
         """Results come in decision order, filtered by status, from the latest run by default."""

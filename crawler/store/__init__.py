@@ -15,6 +15,7 @@ the database and the cause.
 """
 
 from crawler.store.base import (
+    ClaimFields,
     ClaimSource,
     ImportCounts,
     Report,
@@ -23,10 +24,12 @@ from crawler.store.base import (
     RunInfo,
     RunStatus,
     RunStore,
+    Saved,
     TagCount,
 )
 
 __all__ = [
+    "ClaimFields",
     "ClaimSource",
     "ImportCounts",
     "Report",
@@ -35,5 +38,6 @@ __all__ = [
     "RunInfo",
     "RunStatus",
     "RunStore",
+    "Saved",
     "TagCount",
 ]

@@ -3,18 +3,30 @@
 The run lifecycle (`app/run.py`) and the commands (`app/cli.py`, `app/display.py`) know a store
 only through these names; `sqlite.py` is one implementation, and a PostgreSQL store will be
 another beside it. The values are plain frozen data, so the display and the reports import
-nothing of a database driver. `ResultWriter` batches results for any store's `save`.
+nothing of a database driver. `ResultWriter` batches results for any store's `save` and hands
+what each batch stored (results with their monitoring state, and the events they caused) on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from crawler.core.figures import ClaimRow, RunPoint
+from crawler.core.history import Event, State
 from crawler.models import Claim, Flag, InvalidClaim, Result, Status
 
 ClaimSource = Iterable[Claim | InvalidClaim] | AsyncIterable[Claim | InvalidClaim]
@@ -98,6 +110,32 @@ class Report:
     by_tag: tuple[TagCount, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What one `save` stored: the results new to their run, each with the claim's state after it,
+    in the order given, and the events they caused, in the order stored."""
+
+    results: tuple[Result, ...] = ()
+    events: tuple[Event, ...] = ()
+
+
+OnSaved = Callable[[Sequence[Result], Sequence[Event]], Awaitable[None]]
+"""Called by `ResultWriter` after each batch is stored, with what `save` stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimFields:
+    """The claim's own fields that export adds to each result."""
+
+    expected_anchor: str | None = None
+    expected_rel: str | None = None
+    match: str = "page"
+
+
+RunRef = str | None
+"""A run: its id, or None or "latest" for the latest run."""
+
+
 class RunStore(Protocol):
     """A database of claims, runs and results, as the run lifecycle and the commands use it.
 
@@ -136,12 +174,21 @@ class RunStore(Protocol):
         """The run's claims without a result, claims of one source page together."""
         ...
 
-    async def save(self, results: Sequence[Result]) -> None:
-        """Store a batch of results at once; a claim already decided in its run keeps its first."""
+    async def save(self, results: Sequence[Result]) -> Saved:
+        """Store a batch of results at once and fold them into their claims' histories (section 9),
+        results, states and events in one transaction; a claim already decided in its run keeps its
+        first result, and only results actually stored are folded. Returns what was stored."""
         ...
 
-    def writer(self, *, batch_size: int = 500, max_delay: float = 1.0) -> ResultWriter:
+    def writer(
+        self, *, batch_size: int = 500, max_delay: float = 0.25, on_saved: OnSaved | None = None
+    ) -> ResultWriter:
         """A buffer that saves results in batches (see `ResultWriter`)."""
+        ...
+
+    async def add_claims_in_states(self, run: Run, states: Collection[State]) -> int:
+        """Attach to `run` the stored claims whose state is one of `states` (`new`: also the claims
+        never checked); returns how many were attached. For `verify --states`."""
         ...
 
     async def finish_run(self, run: Run, *, interrupted: bool = False) -> RunInfo:
@@ -166,19 +213,66 @@ class RunStore(Protocol):
         """Counts of a run by status, by flag and by tag (the `max_tag_values` commonest values a key)."""
         ...
 
+    def export_rows(
+        self, run_id: RunRef = None, *, statuses: Collection[Status] = ()
+    ) -> AsyncIterator[tuple[Result, ClaimFields]]:
+        """Results of a run with their claims' fields, in the order the claims were first imported."""
+        ...
+
+    def events(
+        self, *, run_id: RunRef = None, since: str | None = None, types: Collection[str] = ()
+    ) -> AsyncIterator[Event]:
+        """The events of a run (None or "latest": the latest), or, with `since`, of every run after
+        that one (`run_id` is then ignored), in the order stored; `types` keeps those event types."""
+        ...
+
+    async def history(self, claim_id: str) -> list[tuple[Result, tuple[Event, ...]]]:
+        """Every result of the claim in run order, each with the events it caused.
+
+        Raises `UnknownClaimError` (a StoreError) when no claim has that id."""
+        ...
+
+    async def result(self, claim_id: str, run_id: RunRef = None) -> Result | None:
+        """The claim's result in the run (None: its latest result in any run), None if it has none.
+
+        Raises `UnknownClaimError` when no claim has that id, StoreError for an unknown run."""
+        ...
+
+    async def state_counts(self, run_id: RunRef = None) -> dict[State, int]:
+        """Claims decided in the run by their state after it (a result without one counts as new)."""
+        ...
+
+    def report_rows(self, run_id: RunRef = None) -> AsyncIterator[ClaimRow]:
+        """One row per result of the run, with its state and its claim's expected anchor."""
+        ...
+
+    async def run_points(self) -> list[RunPoint]:
+        """Every run, oldest first: live claims, their referring domains, found, lost and recovered."""
+        ...
+
+    async def rebuild_history(self) -> tuple[int, int]:
+        """Fold every claim's states and events again from the stored results alone, in run order
+        (each run's own `confirm_runs` and `unreachable_runs`), restarting a claim whose URLs now
+        differ; returns (claims, events) written."""
+        ...
+
 
 class _Saves(Protocol):
-    async def save(self, results: Sequence[Result]) -> None: ...
+    async def save(self, results: Sequence[Result]) -> Saved: ...
 
 
 class ResultWriter:
     """Buffers results and saves them in batches: when `batch_size` are waiting, every
-    `max_delay` seconds, and on exit, also when the exit is a cancellation."""
+    `max_delay` seconds, and on exit, also when the exit is a cancellation. After each batch,
+    `on_saved` gets what was stored (results with their state, and events)."""
 
-    def __init__(self, store: _Saves, *, batch_size: int, max_delay: float) -> None:
+    def __init__(
+        self, store: _Saves, *, batch_size: int, max_delay: float, on_saved: OnSaved | None = None
+    ) -> None:
         self._store = store
         self._batch_size = batch_size
         self._max_delay = max_delay
+        self._on_saved = on_saved
         self._buffer: list[Result] = []
         self._ticker: asyncio.Task[None] | None = None
 
@@ -192,8 +286,8 @@ class ResultWriter:
         ticker, self._ticker = self._ticker, None
         if ticker is not None:
             ticker.cancel()
-        # The save is queued before its first suspension, and the store runs it whole, so a
-        # second cancellation while awaiting here loses nothing already buffered.
+        # The save runs in a task of its own, which a second cancellation while awaiting here
+        # does not stop: nothing already buffered is lost.
         await self.flush()
         if ticker is not None:
             await asyncio.wait([ticker])  # unlike awaiting it, never swallows our own cancellation
@@ -210,10 +304,28 @@ class ResultWriter:
             await self.flush()
 
     async def flush(self) -> None:
-        """Save everything buffered now."""
+        """Save everything buffered now, then hand what was stored to `on_saved`.
+
+        Cancelled while the batch is being saved, it still waits for the save (once more) and
+        hands its results on before the cancellation goes on: what is in the database was also
+        written to `--output`.
+        """
         batch, self._buffer = self._buffer, []
-        if batch:
-            await self._store.save(batch)
+        if not batch:
+            return
+        saving = asyncio.ensure_future(self._store.save(batch))
+        try:
+            saved = await asyncio.shield(saving)
+        except asyncio.CancelledError:
+            await asyncio.wait([saving])
+            if not saving.cancelled() and saving.exception() is None:
+                await self._hand_on(saving.result())
+            raise
+        await self._hand_on(saved)
+
+    async def _hand_on(self, saved: Saved) -> None:
+        if self._on_saved is not None and (saved.results or saved.events):
+            await self._on_saved(saved.results, saved.events)
 
     async def _tick(self) -> None:
         while True:

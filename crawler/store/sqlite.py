@@ -8,8 +8,15 @@ version in `PRAGMA user_version`, statements in `sqlite_sql.py`):
 - `runs`: one row per run, `status` running, finished or interrupted; `settings` JSON;
   `claims`, `decided` and `counts` (JSON, by status) written when the run stops.
 - `run_claims`: the claims a run checks.
-- `results`: at most one per (run, claim); the columns a user filters on, and `data`, the
-  full result as JSON (the export format), so every field round-trips.
+- `results`: at most one per (run, claim); the columns a user filters on (`state` among them:
+  the claim's monitoring state after the result), and `data`, the full result as JSON (the
+  export format, its `state` included), so every field round-trips.
+- `claim_states`: each checked claim's folded history (section 9) and the run of its last
+  result; `events`: the events the fold reported, in the order stored. Both are written with
+  the results that cause them, in one transaction (`sqlite_history.py`), and can be rebuilt
+  from the results alone (`rebuild_history`).
+- `claims.referring_domain`: the registrable domain of a usable claim's source, for the report's
+  series over runs.
 
 Writes are batched, one transaction per batch, never a commit per result. Reads stream:
 every query that may return many rows is paged by key, never fetched whole, and no read
@@ -57,7 +64,6 @@ import hashlib
 import itertools
 import json
 import os
-import re
 import secrets
 import shutil
 import socket
@@ -70,6 +76,7 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Collection,
     Coroutine,
@@ -85,17 +92,23 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
 import aiosqlite
 
 from crawler.core import urls
-from crawler.errors import ClaimError, RunHeldError, StoreError
+from crawler.core.figures import ClaimRow, RunPoint
+from crawler.core.history import Event, EventType, State
+from crawler.errors import ClaimError, RunHeldError, StoreError, UnknownClaimError
 from crawler.models import Claim, Flag, InvalidClaim, Result, Status
+from crawler.store import sqlite_history as fold
 from crawler.store import sqlite_sql as sql
 from crawler.store.base import (
+    ClaimFields,
     ClaimSource,
     ImportCounts,
+    OnSaved,
     Report,
     ResultWriter,
     Run,
     RunInfo,
     RunStatus,
+    Saved,
     TagCount,
 )
 
@@ -111,12 +124,13 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 _S = TypeVar("_S")
 _P = ParamSpec("_P")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 BATCH = 1000
 """Rows per page of a read."""
 IMPORT_BATCH = 10000
 """Claims per import transaction: claim ids and page keys are hashes, so each batch dirties
 index pages all over the file, and larger transactions write each of those pages fewer times."""
+MONITORING_VERSION = 2
+"""The schema version that brought states and events: reaching it folds the results already stored."""
 BUSY_TIMEOUT = 30.0
 """Seconds a statement waits for another connection's write lock before it fails."""
 
@@ -237,6 +251,9 @@ class SQLiteStore:
         try:
             for pragma in sql.PRAGMAS:
                 await connection.execute(f"PRAGMA {pragma}")
+            await connection.create_function(
+                sql.REFERRING_DOMAIN, 1, fold.referring_domain, deterministic=True
+            )
             await _migrate(connection, self.path)
         except BaseException:
             stopping = connection.stop()
@@ -287,8 +304,10 @@ class SQLiteStore:
         rows = list({item.id: _claim_row(item, now, run.id) for item in batch}.values())  # last one wins
         try:  # the BEGIN too: cancelled while it waits, it still runs, and must be rolled back
             await self._db.execute(sql.BEGIN_WRITE)
-            added, updated = await self._upsert(rows)
+            added, updated, known = await self._upsert(rows)
             await self._db.executemany(sql.ATTACH, rows)
+            usable = [(str(row["id"]), str(row["source_url"]), str(row["target_url"])) for row in known]
+            await _call(self._db, functools.partial(fold.restart_changed, claims=usable))
             await self._db.commit()
         except BaseException:
             # Queued behind what was queued before it (and before this await suspends), so it
@@ -298,8 +317,9 @@ class SQLiteStore:
         invalid = sum(isinstance(item, InvalidClaim) for item in batch)
         return ImportCounts(added, updated, len(batch) - added - updated, invalid)
 
-    async def _upsert(self, rows: list[dict[str, object]]) -> tuple[int, int]:
-        """Insert the new claims and update the changed ones: (added, updated).
+    async def _upsert(self, rows: list[dict[str, object]]) -> tuple[int, int, list[dict[str, object]]]:
+        """Insert the new claims and update the changed ones: (added, updated, the usable claims
+        that were there before, whose histories an import may restart).
 
         Asking first which ids exist spares a fresh import the update pass and a re-import
         the insert attempts; each pass costs about as much as the write itself.
@@ -308,7 +328,8 @@ class SQLiteStore:
         known = {row[0] for row in await self._db.execute_fetchall(sql.EXISTING, (ids,))}
         new = [row for row in rows if row["id"] not in known]
         old = [row for row in rows if row["id"] in known]
-        return await self._many(sql.INSERT_CLAIM, new), await self._many(sql.UPDATE_CLAIM, old)
+        usable = [row for row in old if row["invalid_reason"] is None]
+        return await self._many(sql.INSERT_CLAIM, new), await self._many(sql.UPDATE_CLAIM, old), usable
 
     async def _many(self, statement: str, rows: list[dict[str, object]]) -> int:
         """Rows changed by `sql` run once per row."""
@@ -337,16 +358,33 @@ class SQLiteStore:
             after = (rows[-1][0], rows[-1][1])
 
     @_guarded("save results")
-    async def save(self, results: Sequence[Result]) -> None:
-        """Store a batch of results in one transaction; a claim already decided in its run keeps
-        its first result. Each result must be for a claim of its run (a foreign key says so)."""
-        if results:
-            payload = json.dumps([result.to_dict() for result in results], ensure_ascii=False)
-            await self._db.execute(sql.SAVE, (_utf8(payload),))
+    async def save(self, results: Sequence[Result]) -> Saved:
+        """Store a batch of results and fold them into their claims' histories, in one transaction
+        run whole on the database's thread: results (with their state), states and events are
+        stored together or not at all. A claim already decided in its run keeps its first result,
+        and only the results stored are folded. Each result must be for a claim of its run (a
+        foreign key says so). Returns what was stored."""
+        if not results:
+            return Saved()
+        return await _call(self._db, functools.partial(fold.save_batch, results=list(results)))
 
-    def writer(self, *, batch_size: int = 500, max_delay: float = 1.0) -> ResultWriter:
-        """A buffer for results saved in batches: when full, every `max_delay` seconds, and on exit."""
-        return ResultWriter(self, batch_size=batch_size, max_delay=max_delay)
+    def writer(
+        self, *, batch_size: int = 500, max_delay: float = 0.25, on_saved: OnSaved | None = None
+    ) -> ResultWriter:
+        """A buffer for results saved in batches: when full, every `max_delay` seconds, and on exit;
+        `on_saved` gets what each batch stored."""
+        return ResultWriter(self, batch_size=batch_size, max_delay=max_delay, on_saved=on_saved)
+
+    @_guarded("attach the claims in those states to the run")
+    async def add_claims_in_states(self, run: Run, states: Collection[State]) -> int:
+        """Attach to `run` the stored claims whose state is one of `states` (`new` takes the claims
+        never checked too); returns how many were new to the run."""
+        wanted = sorted({State(state).value for state in states})
+        parameters = {"run_id": run.id, "states": json.dumps(wanted)}
+        attached = (await self._db.execute(sql.ATTACH_IN_STATES, parameters)).rowcount
+        if State.NEW.value in wanted:
+            attached += (await self._db.execute(sql.ATTACH_NEVER_FOLDED, {"run_id": run.id})).rowcount
+        return attached
 
     @_guarded("finish the run")
     async def finish_run(self, run: Run, *, interrupted: bool = False) -> RunInfo:
@@ -356,6 +394,8 @@ class SQLiteStore:
         status = RunStatus.INTERRUPTED if interrupted else RunStatus.FINISHED
         finished = (status.value, _iso(datetime.now(UTC)), info.claims, info.decided, counts, run.id)
         await self._db.execute(sql.FINISH_RUN, finished)
+        points = await _call(self._db, functools.partial(fold.point, run_id=run.id))
+        await self._db.execute(sql.SET_POINTS, (points, run.id))
         await self._db.execute(sql.OPTIMIZE)
         self._release()
         return await self.run_info(run.id)
@@ -419,6 +459,138 @@ class SQLiteStore:
             by_tag.setdefault((key, value), {})[_stored("results: a status", Status, status)] = n
         tags = tuple(TagCount(key, value, counts) for (key, value), counts in by_tag.items())
         return Report(info, {_stored("results: a flag", Flag, flag): n for flag, n in flags}, tags)
+
+    @_guarded_stream("read results")
+    async def export_rows(
+        self, run_id: str | None = None, *, statuses: Collection[Status] = ()
+    ) -> AsyncGenerator[tuple[Result, ClaimFields], None]:
+        """Results of a run with their claims' fields, in the order the claims were first imported.
+
+        Nothing when the database has no run yet; StoreError for a run id that doesn't exist.
+        """
+        if run_id in (None, "latest") and await self._one(sql.ANY_RUN) is None:
+            return
+        run = await self._run_id(run_id)
+        wanted = [Status(status).value for status in statuses]
+        query = sql.export_page(len(wanted))
+        after = 0
+        while True:
+            rows = list(await self._db.execute_fetchall(query, (after, run, *wanted, BATCH)))
+            for rowid, data, anchor, rel, match in rows:
+                result = _stored(f"the result of claims row {rowid}", _result, data)
+                yield result, ClaimFields(anchor, rel, match or "page")
+            if len(rows) < BATCH:
+                return
+            after = rows[-1][0]
+
+    @_guarded_stream("read events")
+    async def events(
+        self, *, run_id: str | None = None, since: str | None = None, types: Collection[str] = ()
+    ) -> AsyncGenerator[Event, None]:
+        """The events of a run (None or "latest": the latest), or, with `since`, of every run after
+        that one (`run_id` is then ignored), in the order stored; `types` keeps those event types
+        (ValueError for a word that is not one). Nothing when the database has no run yet."""
+        wanted = sorted({EventType(kind).value for kind in types})
+        if since is not None:
+            await self._run_id(since)
+            runs = [row[0] for row in await self._db.execute_fetchall(sql.RUNS_AFTER, (since,))]
+        elif run_id in (None, "latest") and await self._one(sql.ANY_RUN) is None:
+            return
+        else:
+            runs = [await self._run_id(run_id)]
+        for run in runs:
+            if wanted:
+                pages = [self._pages(sql.RUN_EVENTS_OF_TYPE, (kind, run)) for kind in wanted]
+                rows = _merged(pages)
+            else:
+                rows = self._pages(sql.RUN_EVENTS, (run,))
+            async for rowid, data in rows:
+                yield _stored(f"events row {rowid}", _event, data)
+
+    @_guarded("read the claim's history")
+    async def history(self, claim_id: str) -> list[tuple[Result, tuple[Event, ...]]]:
+        """Every result of the claim in run order, each with the events it caused (in order).
+
+        `UnknownClaimError` when no claim has that id; a claim never checked has an empty history.
+        """
+        await self._claim(claim_id)
+        results = await self._db.execute_fetchall(sql.CLAIM_RESULTS, (claim_id,))
+        caused: dict[str, list[Event]] = {}
+        for (data,) in await self._db.execute_fetchall(sql.CLAIM_EVENTS, (claim_id,)):
+            event = _stored(f"an event of claim {claim_id}", _event, data)
+            caused.setdefault(event.run_id, []).append(event)
+        history = [_stored(f"a result of claim {claim_id}", _result, data) for (data,) in results]
+        return [(result, tuple(caused.get(result.run_id, ()))) for result in history]
+
+    @_guarded("read the result")
+    async def result(self, claim_id: str, run_id: str | None = None) -> Result | None:
+        """The claim's result in run `run_id` (None: its latest result in any run), None if it has
+        none there. `UnknownClaimError` for an unknown claim, StoreError for an unknown run."""
+        await self._claim(claim_id)
+        if run_id is None:
+            row = await self._one(sql.LATEST_RESULT, (claim_id,))
+        else:
+            row = await self._one(sql.RUN_RESULT, (await self._run_id(run_id), claim_id))
+        return None if row is None else _stored(f"a result of claim {claim_id}", _result, row[0])
+
+    @_guarded("count the claims by state")
+    async def state_counts(self, run_id: str | None = None) -> dict[State, int]:
+        """The run's decided claims by their state after it, in the order of `State` (a result
+        stored before states existed counts as new)."""
+        run = await self._run_id(run_id)
+        rows = await self._db.execute_fetchall(sql.STATE_COUNTS, (run,))
+        counts = {_stored(f"run {run}: a state", State, state): n for state, n in rows}
+        return {state: counts[state] for state in State if state in counts}
+
+    @_guarded_stream("read the run's results")
+    async def report_rows(self, run_id: str | None = None) -> AsyncGenerator[ClaimRow, None]:
+        """One row per result of the run (in the order decided), with its state and its claim's
+        expected anchor: what the report's figures are computed from."""
+        run = await self._run_id(run_id)
+        after = 0
+        while True:
+            rows = list(await self._db.execute_fetchall(sql.REPORT_ROWS, (run, after, BATCH)))
+            for rowid, data, anchor in rows:
+                result = _stored(f"results row {rowid}", _result, data)
+                yield _stored(f"results row {rowid}", _report_row(anchor), result)
+            if len(rows) < BATCH:
+                return
+            after = rows[-1][0]
+
+    @_guarded("read the runs' series")
+    async def run_points(self) -> list[RunPoint]:
+        """Every run, oldest first: its live claims (state live or suspect after it), their
+        referring domains, and its found, lost and recovered events (kept with a run when it
+        stops; counted now for a run still going)."""
+        points = []
+        for run_id, started_at, status, kept in await self._db.execute_fetchall(sql.RUN_POINTS):
+            if kept is None or status == RunStatus.RUNNING:
+                kept = await _call(self._db, functools.partial(fold.point, run_id=run_id))
+            figures = _stored(f"run {run_id}: its points", json.loads, kept)
+            points.append(_stored(f"run {run_id}: its points", _point(run_id, started_at), figures))
+        return points
+
+    @_guarded("rebuild the claims' states and events")
+    async def rebuild_history(self) -> tuple[int, int]:
+        """Fold every claim's states and events again from the stored results alone, in run order
+        (each run's own `confirm_runs` and `unreachable_runs`), restarting a usable claim whose
+        URLs now differ; in one transaction. Returns (claims, events)."""
+        return await _call(self._db, fold.rebuild)
+
+    async def _claim(self, claim_id: str) -> None:
+        if await self._one(sql.CLAIM, (claim_id,)) is None:
+            raise UnknownClaimError(f"no claim {claim_id!r} in {self.path}")
+
+    async def _pages(self, statement: str, parameters: tuple[str, ...]) -> AsyncIterator[tuple[int, str]]:
+        """(rowid, data) rows of a statement paged by rowid (its last two parameters: after, limit)."""
+        after = 0
+        while True:
+            rows = list(await self._db.execute_fetchall(statement, (*parameters, after, BATCH)))
+            for rowid, data in rows:
+                yield rowid, data
+            if len(rows) < BATCH:
+                return
+            after = rows[-1][0]
 
     async def _run_id(self, run_id: str | None) -> str:
         if run_id in (None, "latest"):
@@ -668,6 +840,42 @@ def _result(data: str) -> Result:
     return Result.from_dict(json.loads(data))
 
 
+def _report_row(expected_anchor: str | None) -> Callable[[Result], ClaimRow]:
+    return functools.partial(ClaimRow.of, expected_anchor=expected_anchor)
+
+
+def _point(run_id: str, started_at: str) -> Callable[[list[int]], RunPoint]:
+    return lambda figures: RunPoint(run_id, started_at, *figures)
+
+
+def _event(data: str) -> Event:
+    return Event.from_dict(json.loads(data))
+
+
+async def _call(connection: aiosqlite.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    """Run `work` on the database's own thread as one queued call: a cancelled caller never splits
+    it (the call runs whole; its outcome is dropped). aiosqlite's queue is internal to it, but it
+    is the one way to keep several statements and the Python between them out of the event loop's
+    reach; `execute` does no more than this."""
+    execute: Callable[[Callable[[], _T]], Awaitable[_T]] = connection._execute
+    return await execute(lambda: work(connection._conn))
+
+
+async def _merged(streams: list[AsyncIterator[tuple[int, str]]]) -> AsyncIterator[tuple[int, str]]:
+    """Rows of streams each ordered by rowid, merged in rowid order."""
+    heads: dict[int, tuple[int, str]] = {}
+    for n, stream in enumerate(streams):
+        if (row := await anext(stream, None)) is not None:
+            heads[n] = row
+    while heads:
+        n = min(heads, key=lambda key: heads[key][0])
+        yield heads[n]
+        if (row := await anext(streams[n], None)) is not None:
+            heads[n] = row
+        else:
+            del heads[n]
+
+
 # Opening ----------------------------------------------------------------------------------------
 
 
@@ -701,16 +909,28 @@ async def _migrate(connection: aiosqlite.Connection, path: str) -> None:
         async with connection.execute(sql.ANY_TABLE) as cursor:
             if (await cursor.fetchone() or (0,))[0]:
                 raise StoreError(f"{path}: a database of something else (tables but no crawler schema)")
+    if 0 < version < len(sql.MIGRATIONS):
+        await _check_schema(connection, path, version, version)  # ours, before it is changed
     for number in range(version, len(sql.MIGRATIONS)):
         try:
+            # The transaction stays open after the script (no COMMIT in it) for the step's Python part.
             await connection.executescript(
-                f"BEGIN IMMEDIATE; {sql.MIGRATIONS[number]} PRAGMA user_version = {number + 1}; COMMIT;"
+                f"BEGIN IMMEDIATE; {sql.MIGRATIONS[number]} PRAGMA user_version = {number + 1};"
             )
+            if number + 1 == MONITORING_VERSION:
+                await _call(connection, fold.refold)  # results stored before states existed
+            await connection.commit()
         except BaseException:
             await connection.rollback()
             raise
+    await _check_schema(connection, path, version, len(sql.MIGRATIONS))
+
+
+async def _check_schema(connection: aiosqlite.Connection, path: str, version: int, built: int) -> None:
+    """StoreError unless the database has every table and column the first `built` migrations make
+    (its `version` is named in the message)."""
     found = {(table, column) for table, column in await connection.execute_fetchall(sql.SCHEMA_COLUMNS)}
-    if missing := _schema() - found:
+    if missing := _schema(built) - found:
         tables = sorted({table for table, _ in missing} - {table for table, _ in found})
         columns = sorted(f"{table}.{column}" for table, column in missing)
         lacks = f"no table {', '.join(tables)}" if tables else f"no column {', '.join(columns)}"
@@ -718,10 +938,11 @@ async def _migrate(connection: aiosqlite.Connection, path: str) -> None:
 
 
 @functools.cache
-def _schema() -> frozenset[tuple[str, str]]:
-    """Every (table, column) of the latest schema, as the migrations build it."""
+def _schema(built: int) -> frozenset[tuple[str, str]]:
+    """Every (table, column) of the schema the first `built` migrations build."""
     with contextlib.closing(sqlite3.connect(":memory:")) as database:
-        database.executescript("".join(sql.MIGRATIONS))
+        database.create_function(sql.REFERRING_DOMAIN, 1, fold.referring_domain, deterministic=True)
+        database.executescript("".join(sql.MIGRATIONS[:built]))
         return frozenset(database.execute(sql.SCHEMA_COLUMNS).fetchall())
 
 
@@ -760,6 +981,7 @@ def _claim_row(item: Claim | InvalidClaim, now: str, run_id: str) -> dict[str, o
         "tags": json.dumps(dict(item.tags), ensure_ascii=False),
         "invalid_reason": None,
         "page_key": "",  # invalid claims sort first: deciding them needs no fetch
+        "referring_domain": None,
         "now": now,
         "run_id": run_id,
     }
@@ -770,6 +992,7 @@ def _claim_row(item: Claim | InvalidClaim, now: str, run_id: str) -> dict[str, o
     row["expected_rel"] = item.expected_rel.value if item.expected_rel else None
     row["match"] = item.match.value
     row["page_key"] = _page_key(item.source_url)
+    row["referring_domain"] = fold.referring_domain(item.source_url)
     return row
 
 
@@ -807,12 +1030,3 @@ def _claim_of(row: sqlite3.Row) -> Claim | InvalidClaim:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _utf8(text: str) -> str:
-    """`text` as SQLite can take it: a lone surrogate (never valid UTF-8) becomes U+FFFD."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _SURROGATE.sub("\ufffd", text)
-    return text

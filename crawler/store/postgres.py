@@ -1,0 +1,609 @@
+"""The PostgreSQL store: one run shared by every process that joins it, on any number of machines.
+
+The only module that uses asyncpg; `PostgresStore` works as `SQLiteStore` does (`base.py`), with
+the same tables (statements and schema in `postgres_sql.py`, its version in `crawler_schema`),
+except that a run is shared, not held: `begin_run` joins the `running` run if there is one, and
+`join_run` (for `crawler worker`) joins it or says there is none. Work is handed out by host
+leases (`crawler.engine.leases`, for which this store is the `LeaseBackend`): `pending` yields
+the claims of the hosts this process leases, until no claim of the run is pending anywhere,
+and `save` stores a result only while its host's lease still holds (the fence), so a process
+that stalled past its lease (SIGSTOP, a long pause) has its late results refused.
+
+`finish_run` marks the run finished once every claim has a result; interrupted, it gives this
+process's hosts back at once, and marks the run interrupted only when no other process is
+still working on it.
+
+The URL is libpq's (`postgresql://user:password@host:port/database`); behind PgBouncer in
+transaction pooling mode add `?statement_cache_size=0` (asyncpg's prepared statements do not
+survive a change of server connection). No session state is used: no session advisory lock,
+no temporary table, no LISTEN. Every asyncpg or connection error is a `StoreError` naming the
+database (without its password) and what was being done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import json
+import os
+import secrets
+import socket
+import urllib.parse
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Collection,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Concatenate, NoReturn, ParamSpec, Protocol, Self, TypeVar
+
+import asyncpg
+
+from crawler.core import urls
+from crawler.core.figures import ClaimRow, RunPoint
+from crawler.core.history import Event, State
+from crawler.errors import ClaimError, StoreError
+from crawler.models import Claim, Flag, InvalidClaim, Result, Status, new_run_id
+from crawler.store import postgres_sql as sql
+from crawler.store.base import (
+    ClaimFields,
+    ClaimSource,
+    ImportCounts,
+    OnSaved,
+    Report,
+    ResultWriter,
+    Run,
+    RunInfo,
+    RunRef,
+    RunStatus,
+    Saved,
+    TagCount,
+)
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+BATCH = 1000
+"""Rows per page of a read."""
+IMPORT_BATCH = 5000
+"""Claims per import statement."""
+POOL_SIZE = 8
+"""Connections a process keeps: the feed, the heartbeat, saves and request places at once."""
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+
+
+def _guarded(
+    action: str,
+) -> Callable[
+    [Callable[Concatenate[PostgresStore, _P], Coroutine[Any, Any, _T]]],
+    Callable[Concatenate[PostgresStore, _P], Coroutine[Any, Any, _T]],
+]:
+    """A method whose driver and connection errors become a StoreError saying it could not `action`."""
+
+    def decorate(
+        method: Callable[Concatenate[PostgresStore, _P], Coroutine[Any, Any, _T]],
+    ) -> Callable[Concatenate[PostgresStore, _P], Coroutine[Any, Any, _T]]:
+        @functools.wraps(method)
+        async def guarded(store: PostgresStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+            try:
+                return await method(store, *args, **kwargs)
+            except DB_ERRORS as error:
+                raise store.failure(action, error) from error
+
+        return guarded
+
+    return decorate
+
+
+class _Fenced(Protocol):
+    @property
+    def tokens(self) -> Mapping[str, int]: ...
+    @property
+    def leased(self) -> Sequence[tuple[str, Result]]: ...
+    @property
+    def free(self) -> Sequence[Result]: ...
+
+
+class _Leases(Protocol):
+    """This process's host leases (`crawler.engine.leases.HostLeases`), attached by `leasing`."""
+
+    def feed(self) -> AsyncIterator[Claim | InvalidClaim]: ...
+
+    def fence(self, results: Sequence[Result]) -> _Fenced: ...
+
+    async def settle(self, fenced: Any, stored: set[str]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class PostgresStore:
+    """One PostgreSQL database: `async with PostgresStore(url) as store:` opens (creating or
+    upgrading its tables) and closes it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.name = _redacted(url)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._pool: asyncpg.Pool | None = None
+        self._leases: _Leases | None = None
+        self._run_id: str | None = None
+
+    @classmethod
+    async def open(cls, url: str) -> Self:
+        store = cls(url)
+        await store._connect()
+        return store
+
+    async def __aenter__(self) -> Self:
+        if self._pool is None:
+            await self._connect()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Give back this process's leases and close the connections; safe to call twice."""
+        pool, self._pool = self._pool, None
+        leases, self._leases = self._leases, None
+        if pool is None:
+            return
+        try:
+            if leases is not None:
+                self._pool = pool  # the leases give their hosts back through it
+                try:
+                    await leases.close()
+                finally:
+                    self._pool = None
+        finally:
+            await _closed(pool)
+
+    @property
+    def _db(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError(f"{self.name}: the store is not open")
+        return self._pool
+
+    @_guarded("open the database")
+    async def _connect(self) -> None:
+        dsn, options = _connection_options(self.url)
+        self._pool = await asyncpg.create_pool(dsn, min_size=1, max_size=POOL_SIZE, **options)
+        try:
+            await self._migrate()
+        except BaseException:
+            pool, self._pool = self._pool, None
+            pool.terminate()
+            raise
+
+    async def _migrate(self) -> None:
+        async with self._db.acquire() as db, db.transaction():
+            await db.execute(sql.SCHEMA_LOCK)
+            exists = await db.fetchval("SELECT to_regclass('crawler_schema') IS NOT NULL")
+            if not exists and await db.fetchval(sql.FOREIGN_TABLES):
+                raise StoreError(f"{self.name}: a database of something else (tables but no crawler schema)")
+            await db.execute(sql.VERSION_TABLE)
+            version = await db.fetchval(sql.VERSION) or 0
+            if version > len(sql.MIGRATIONS):
+                raise StoreError(f"{self.name}: schema version {version} is newer than this crawler knows")
+            for number in range(version, len(sql.MIGRATIONS)):
+                await db.execute(sql.MIGRATIONS[number])
+                await db.execute(sql.SET_VERSION, number + 1)
+
+    def failure(self, action: str, error: BaseException) -> StoreError:
+        """The one-line StoreError for `error`, met while trying to `action`."""
+        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if isinstance(error, OSError | asyncio.TimeoutError):
+            cause = f"the server can't be reached ({cause})"
+        return StoreError(f"{self.name}: cannot {action}: {cause}")
+
+    # Runs ---------------------------------------------------------------------------------------
+
+    @_guarded("begin a run")
+    async def begin_run(self, settings: Mapping[str, object], *, fresh: bool = False) -> Run:
+        """Join the running run (shared: any number of processes work on it), else resume the
+        latest run if it was interrupted (unless `fresh`), else start a new one."""
+        settings_json = json.dumps(dict(settings), default=str, ensure_ascii=False)
+        while True:
+            async with self._db.acquire() as db, db.transaction():
+                running = await db.fetchrow(sql.RUNNING_RUN)
+                if running is not None:
+                    run = Run(running["id"], running["started_at"], resumed=True)
+                    break
+                latest = await db.fetchrow(sql.LATEST_RUN)
+                if latest is not None and latest["status"] == RunStatus.INTERRUPTED and not fresh:
+                    if await db.execute(sql.RESUME_RUN, latest["id"]) == "UPDATE 1":
+                        run = Run(latest["id"], latest["started_at"], resumed=True)
+                        break
+                    continue
+                now = datetime.now(UTC)
+                run = Run(new_run_id(now), _iso(now), resumed=False)
+                if await db.fetchval(sql.BEGIN_RUN, run.id, run.started_at, settings_json) is not None:
+                    break
+            # Another process started or resumed a run at the same moment: join that one.
+        await self._join(run, settings)
+        return run
+
+    @_guarded("join the running run")
+    async def join_run(self, settings: Mapping[str, object]) -> Run | None:
+        """The running run, joined (never an interrupted one); None when no run is running."""
+        running = await self._db.fetchrow(sql.RUNNING_RUN)
+        if running is None:
+            return None
+        run = Run(running["id"], running["started_at"], resumed=True)
+        await self._join(run, settings)
+        return run
+
+    async def _join(self, run: Run, settings: Mapping[str, object]) -> None:
+        self._run_id = run.id
+        lease = settings.get("lease", 60.0)
+        await self._db.execute(sql.JOIN_WORKERS, run.id, self.worker, float(lease or 60.0))  # type: ignore[arg-type]
+
+    def attach(self, leases: _Leases | None) -> None:
+        """Feed `pending` from `leases` and fence `save` by them (`crawler.engine.leases.leasing`)."""
+        self._leases = leases
+
+    @_guarded("finish the run")
+    async def finish_run(self, run: Run, *, interrupted: bool = False) -> RunInfo:
+        """Give this process's hosts back; mark the run finished when every claim has a result
+        (or interrupted, when no other process still works on it)."""
+        if self._leases is not None:
+            await self._leases.close()  # hosts given back now, not after the lease runs out
+        info = await self.run_info(run.id)
+        counts = json.dumps({status.value: n for status, n in info.by_status.items()})
+        finished = (_iso(datetime.now(UTC)), info.claims, info.decided, counts)
+        async with self._db.acquire() as db, db.transaction():
+            if await db.fetchval(sql.LOCK_RUN, run.id) == RunStatus.RUNNING:
+                if interrupted:
+                    if not await db.fetchval(sql.OTHER_WORKERS, run.id, self.worker):
+                        await db.execute(sql.FINISH_RUN, run.id, RunStatus.INTERRUPTED.value, *finished)
+                elif not await db.fetchval(sql.ANY_UNDONE, run.id):
+                    await db.execute(sql.FINISH_RUN, run.id, RunStatus.FINISHED.value, *finished)
+            await db.execute(sql.LEAVE_WORKERS, run.id, self.worker)
+        return await self.run_info(run.id)
+
+    @_guarded("read the run")
+    async def run_info(self, run_id: str | None = None) -> RunInfo:
+        run_id = await self._run_ref(run_id)
+        row = await self._db.fetchrow(sql.RUN, run_id)
+        assert row is not None
+        claims = await self._db.fetchval(sql.RUN_CLAIMS, run_id)
+        counts = {Status(status): n for status, n in await self._db.fetch(sql.RUN_STATUSES, run_id)}
+        return RunInfo(
+            row["id"],
+            row["started_at"],
+            row["finished_at"],
+            RunStatus(row["status"]),
+            json.loads(row["settings"]),
+            claims or 0,
+            sum(counts.values()),
+            {status: counts[status] for status in Status if status in counts},
+        )
+
+    @_guarded("list the runs")
+    async def runs(self) -> list[RunInfo]:
+        return [await self.run_info(row["id"]) for row in await self._db.fetch(sql.RUN_IDS)]
+
+    async def _run_ref(self, run_id: RunRef) -> str:
+        if run_id in (None, "latest"):
+            found = await self._db.fetchval(sql.LATEST_RUN_ID)
+            if found is None:
+                raise StoreError(f"{self.name}: no run yet")
+            return str(found)
+        if await self._db.fetchval(sql.RUN_ID, run_id) is None:
+            raise StoreError(f"{self.name}: no run {run_id}")
+        return str(run_id)
+
+    # Claims -------------------------------------------------------------------------------------
+
+    @_guarded("import claims")
+    async def add_claims(self, run: Run, items: ClaimSource) -> ImportCounts:
+        """Upsert claims by id (the later row wins) and attach them to `run`, a transaction a batch."""
+        counts = ImportCounts()
+        async for batch in _batches(items, IMPORT_BATCH):
+            rows = list({item.id: _claim_row(item) for item in batch}.values())
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            async with self._db.acquire() as db, db.transaction():
+                await db.execute(sql.REOPEN_RUN, run.id)
+                added, updated = await db.fetchrow(sql.UPSERT_CLAIMS, *columns, run.id)
+            invalid = sum(isinstance(item, InvalidClaim) for item in batch)
+            counts += ImportCounts(added, updated, len(batch) - added - updated, invalid)
+        return counts
+
+    @_guarded("attach the stored claims to the run")
+    async def add_all_claims(self, run: Run) -> int:
+        return int(await self._db.fetchval(sql.ATTACH_ALL, run.id))
+
+    async def add_claims_in_states(self, run: Run, states: Collection[State]) -> int:
+        _not_yet("verify --states")
+
+    def pending(self, run: Run) -> AsyncIterator[Claim | InvalidClaim]:
+        """The claims of the hosts this process leases in `run`, as it leases them, until no
+        claim of the run is pending in any process (`crawler.engine.leases`)."""
+        if self._leases is None or self._run_id != run.id:
+            raise StoreError(
+                f"{self.name}: run {run.id} is shared: work on it inside `crawler.engine.leases.leasing`"
+            )
+        return self._guarded_stream("lease hosts", self._leases.feed())
+
+    async def _guarded_stream(self, action: str, items: AsyncIterator[_T]) -> AsyncGenerator[_T, None]:
+        try:
+            async for item in items:
+                yield item
+        except DB_ERRORS as error:
+            raise self.failure(action, error) from error
+        finally:
+            aclose = getattr(items, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    # Results ------------------------------------------------------------------------------------
+
+    @_guarded("save results")
+    async def save(self, results: Sequence[Result]) -> Saved:
+        """Store a batch of results in one statement: those decided under a lease only while the
+        lease holds (the fence), a claim already decided in its run keeping its first result."""
+        if not results:
+            return Saved()
+        leases = self._leases
+        fenced = leases.fence(results) if leases is not None else None
+        tokens = fenced.tokens if fenced is not None else {}
+        pairs = [*fenced.leased, *(("", r) for r in fenced.free)] if fenced else [("", r) for r in results]
+        stored: set[str] = set()
+        for run_id, group in _by_run(pairs):
+            hosts = [host for host, _ in group]
+            data = [json.dumps(result.to_dict(), ensure_ascii=False) for _, result in group]
+            unfenced = not any(hosts)
+            rows = await self._db.fetch(
+                sql.SAVE_FENCED,
+                run_id,
+                self.worker,
+                list(tokens),
+                list(tokens.values()),
+                hosts,
+                data,
+                unfenced,
+            )
+            stored.update(row["claim_id"] for row in rows)
+        if leases is not None:
+            await leases.settle(fenced, stored)
+        return Saved(tuple(result for result in results if result.claim_id in stored))
+
+    def writer(
+        self, *, batch_size: int = 500, max_delay: float = 0.25, on_saved: OnSaved | None = None
+    ) -> ResultWriter:
+        return ResultWriter(self, batch_size=batch_size, max_delay=max_delay, on_saved=on_saved)
+
+    async def results(
+        self, run_id: str | None = None, *, statuses: Collection[Status] = ()
+    ) -> AsyncGenerator[Result, None]:
+        """Results of a run (None or "latest": the latest) in the order they were decided."""
+        try:
+            if run_id in (None, "latest") and await self._db.fetchval(sql.LATEST_RUN_ID) is None:
+                return
+            run = await self._run_ref(run_id)
+            wanted = [Status(status).value for status in statuses]
+            after = 0
+            while True:
+                rows = await self._db.fetch(sql.RESULTS_PAGE, run, after, wanted, BATCH)
+                for row in rows:
+                    yield Result.from_dict(json.loads(row["data"]))
+                if len(rows) < BATCH:
+                    return
+                after = rows[-1]["seq"]
+        except DB_ERRORS as error:
+            raise self.failure("read results", error) from error
+
+    @_guarded("count the results")
+    async def report(self, run_id: str | None = None, *, max_tag_values: int = 20) -> Report:
+        info = await self.run_info(run_id)
+        flags = await self._db.fetch(sql.FLAG_COUNTS, info.id)
+        by_tag: dict[tuple[str, str | None], dict[Status, int]] = {}
+        for key, value, status, n in await self._db.fetch(sql.TAG_COUNTS, info.id, max_tag_values):
+            by_tag.setdefault((key, value), {})[Status(status)] = n
+        tags = tuple(TagCount(key, value, counts) for (key, value), counts in by_tag.items())
+        return Report(info, {Flag(flag): n for flag, n in flags}, tags)
+
+    # Not on PostgreSQL yet: monitoring (section 9) and export's claim fields. ------------------
+
+    def export_rows(
+        self, run_id: RunRef = None, *, statuses: Collection[Status] = ()
+    ) -> AsyncIterator[tuple[Result, ClaimFields]]:
+        _not_yet("export")
+
+    def events(
+        self, *, run_id: RunRef = None, since: str | None = None, types: Collection[str] = ()
+    ) -> AsyncIterator[Event]:
+        _not_yet("changes")
+
+    async def history(self, claim_id: str) -> list[tuple[Result, tuple[Event, ...]]]:
+        _not_yet("history")
+
+    async def result(self, claim_id: str, run_id: RunRef = None) -> Result | None:
+        _not_yet("evidence")
+
+    async def state_counts(self, run_id: RunRef = None) -> dict[State, int]:
+        _not_yet("states")
+
+    def report_rows(self, run_id: RunRef = None) -> AsyncIterator[ClaimRow]:
+        _not_yet("report --html")
+
+    async def run_points(self) -> list[RunPoint]:
+        _not_yet("report --html")
+
+    async def rebuild_history(self) -> tuple[int, int]:
+        _not_yet("history --rebuild")
+
+    # The lease backend (crawler.engine.leases) ---------------------------------------------------
+
+    @property
+    def _run(self) -> str:
+        if self._run_id is None:
+            raise StoreError(f"{self.name}: no run joined")
+        return self._run_id
+
+    @_guarded("lease hosts")
+    async def take_hosts(self, limit: int, lease: float) -> list[tuple[str, int]]:
+        rows = await self._db.fetch(sql.TAKE_HOSTS, self._run, self.worker, limit, lease)
+        return [(row["host"], row["token"]) for row in rows]
+
+    @_guarded("read the claims of leased hosts")
+    async def leased_claims(
+        self, hosts: Sequence[str], pages: int
+    ) -> list[tuple[str, str, Claim | InvalidClaim]]:
+        rows = await self._db.fetch(sql.LEASED_CLAIMS, self._run, list(hosts), pages)
+        return [(row["host"], row["page_key"], _claim_of(row)) for row in rows]
+
+    @_guarded("renew leases")
+    async def renew(self, held: Mapping[str, int], lease: float) -> set[str]:
+        rows = await self._db.fetch(sql.RENEW, self._run, self.worker, lease, list(held), list(held.values()))
+        return {row["host"] for row in rows}
+
+    @_guarded("give a host back")
+    async def release_host(self, host: str, token: int) -> None:
+        await self._db.execute(sql.RELEASE_HOST, self._run, host, self.worker, token)
+
+    @_guarded("take a request place")
+    async def take_gate(self, host: str, holder: str, places: int, interval: float, lease: float) -> float:
+        return float(await self._db.fetchval(sql.TAKE_GATE, self._run, host, holder, places, interval, lease))
+
+    @_guarded("let a request place go")
+    async def release_gate(
+        self, host: str, holder: str, interval: float, since_sent: float, pause: float
+    ) -> None:
+        await self._db.execute(sql.RELEASE_GATE, self._run, host, holder, interval, since_sent, pause)
+
+    @_guarded("read a robots.txt answer")
+    async def robots_answer(self, origin: str) -> str | None:
+        answer = await self._db.fetchval(sql.ROBOTS_ANSWER, self._run, origin)
+        return None if answer is None else str(answer)
+
+    @_guarded("claim a robots.txt fetch")
+    async def claim_robots(self, origin: str, lease: float) -> bool:
+        return await self._db.fetchval(sql.CLAIM_ROBOTS, self._run, origin, self.worker, lease) is not None
+
+    @_guarded("store a robots.txt answer")
+    async def store_robots(self, origin: str, answer: str | None) -> None:
+        if answer is None:
+            await self._db.execute(sql.GIVE_UP_ROBOTS, self._run, origin, self.worker)
+        else:
+            await self._db.execute(sql.STORE_ROBOTS, self._run, origin, self.worker, answer)
+
+    @_guarded("look for pending claims")
+    async def any_undone(self) -> bool:
+        return bool(await self._db.fetchval(sql.ANY_UNDONE, self._run))
+
+
+def _not_yet(command: str) -> NoReturn:
+    raise StoreError(f"`{command}` does not work on a PostgreSQL database yet; use a SQLite one")
+
+
+async def _closed(pool: asyncpg.Pool) -> None:
+    try:
+        await asyncio.wait_for(pool.close(), 10)
+    except (TimeoutError, *DB_ERRORS):
+        pool.terminate()
+
+
+def _connection_options(url: str) -> tuple[str, dict[str, Any]]:
+    """The URL without the options that are asyncpg's rather than the server's, and those options."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    options: dict[str, Any] = {}
+    kept = []
+    for key, value in query:
+        if key == "statement_cache_size":
+            options[key] = int(value)
+        else:
+            kept.append((key, value))
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(kept))), options
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password (it names the database in messages)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _by_run(pairs: Sequence[tuple[str, Result]]) -> Iterator[tuple[str, list[tuple[str, Result]]]]:
+    groups: dict[tuple[str, bool], list[tuple[str, Result]]] = {}
+    for host, result in pairs:
+        groups.setdefault((result.run_id, bool(host)), []).append((host, result))
+    for (run_id, _), group in groups.items():
+        yield run_id, group
+
+
+async def _batches(items: Iterable[_T] | AsyncIterable[_T], size: int) -> AsyncIterator[list[_T]]:
+    batch: list[_T] = []
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            batch.append(item)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+    else:
+        iterator = iter(items)
+        while chunk := await asyncio.to_thread(_take, iterator, size):
+            yield chunk
+        return
+    if batch:
+        yield batch
+
+
+def _take(iterator: Iterator[_T], size: int) -> list[_T]:
+    return list(itertools.islice(iterator, size))
+
+
+def _claim_row(item: Claim | InvalidClaim) -> tuple[str | None, ...]:
+    tags = json.dumps(dict(item.tags), ensure_ascii=False)
+    if isinstance(item, InvalidClaim):
+        return (item.id, item.source_url, item.target_url, None, None, "page", tags, item.reason, "", "")
+    rel = item.expected_rel.value if item.expected_rel else None
+    page = urls.normalize_page(item.source_url) or item.source_url
+    return (
+        item.id,
+        item.source_url,
+        item.target_url,
+        item.expected_anchor,
+        rel,
+        item.match.value,
+        tags,
+        None,
+        page,
+        urls.host_key(item.source_url),
+    )
+
+
+def _claim_of(row: Mapping[str, Any]) -> Claim | InvalidClaim:
+    """The stored claim; a row edited by hand into something unusable is an invalid claim."""
+    claim_id, source, target = row["id"], row["source_url"], row["target_url"]
+    try:
+        tags = json.loads(row["tags"])
+    except (ValueError, TypeError):
+        tags = None
+    if not isinstance(tags, dict):
+        return InvalidClaim(claim_id, source, target, "stored claim: tags: not a JSON object", {})
+    if row["invalid_reason"] is not None:
+        return InvalidClaim(claim_id, source, target, row["invalid_reason"], tags)
+    try:
+        return Claim(
+            source, target, row["expected_anchor"], row["expected_rel"], row["match"], claim_id, tags
+        )
+    except ClaimError as error:
+        return InvalidClaim(claim_id, source, target, f"stored claim: {error}", tags)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,349 @@
+"""The SQL of the PostgreSQL store: the schema, its migrations, and every statement `postgres.py` runs.
+
+Pure text: no connection here. Statements take `$n` parameters, never values formatted in.
+
+Leases and fences are rows and WHERE clauses (no session advisory locks: PgBouncer's
+transaction pooling would hand them to another client):
+
+- `hosts.owner/token/expires_at` is a host's *claims lease*: who works its pending claims.
+  `TAKE_HOSTS` gives the ready hosts to one worker (`FOR UPDATE SKIP LOCKED`, the token bumped);
+  a result is stored only while its saver's lease is current and unexpired (`SAVE_FENCED`).
+- `gates` rows are *request places*: a request to a host, by anyone, for any reason (its own
+  pages, a redirect hop from another host's page, robots.txt), holds one while in flight;
+  at most `per_host` live rows a host, and `hosts.next_allowed_at` spaces their starts
+  (`crawler_take_gate`, one call, one round trip). A dead holder's place expires.
+- `robots` rows hold each origin's robots.txt answer for the run, fetched by whoever claimed
+  the row first; an unanswered claim expires, and is claimed again, when its fetcher died.
+"""
+
+from __future__ import annotations
+
+SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(4242171711)"
+"""Migrations run one process at a time: a transaction-scoped lock, safe behind PgBouncer."""
+VERSION_TABLE = "CREATE TABLE IF NOT EXISTS crawler_schema (version integer NOT NULL)"
+VERSION = "SELECT max(version) FROM crawler_schema"
+SET_VERSION = "INSERT INTO crawler_schema (version) VALUES ($1)"
+FOREIGN_TABLES = """
+    SELECT count(*) FROM information_schema.tables
+    WHERE table_schema = current_schema() AND table_name IN ('claims', 'runs', 'results')
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE claims (
+        id text PRIMARY KEY,
+        source_url text NOT NULL,
+        target_url text NOT NULL,
+        expected_anchor text,
+        expected_rel text,
+        match text NOT NULL DEFAULT 'page',
+        tags text NOT NULL DEFAULT '{}',
+        invalid_reason text,
+        page_key text NOT NULL,
+        host text NOT NULL,
+        seq bigserial,
+        imported_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE runs (
+        seq bigserial UNIQUE,
+        id text PRIMARY KEY,
+        started_at text NOT NULL,
+        finished_at text,
+        status text NOT NULL CHECK (status IN ('running', 'finished', 'interrupted')),
+        settings text NOT NULL DEFAULT '{}',
+        claims integer,
+        decided integer,
+        counts text
+    );
+    CREATE UNIQUE INDEX one_running_run ON runs ((true)) WHERE status = 'running';
+    CREATE TABLE run_claims (
+        run_id text NOT NULL REFERENCES runs (id),
+        claim_id text NOT NULL REFERENCES claims (id),
+        page_key text NOT NULL,
+        host text NOT NULL,
+        done boolean NOT NULL DEFAULT false,
+        PRIMARY KEY (run_id, claim_id)
+    );
+    CREATE INDEX run_claims_undone ON run_claims (run_id, host, page_key) WHERE NOT done;
+    CREATE TABLE results (
+        seq bigserial,
+        run_id text NOT NULL,
+        claim_id text NOT NULL,
+        status text NOT NULL,
+        reason text,
+        flags text NOT NULL DEFAULT '[]',
+        tags text NOT NULL DEFAULT '{}',
+        http_status integer,
+        final_url text,
+        checked_at text NOT NULL,
+        data text NOT NULL,
+        UNIQUE (run_id, claim_id),
+        FOREIGN KEY (run_id, claim_id) REFERENCES run_claims (run_id, claim_id)
+    );
+    CREATE INDEX results_by_run ON results (run_id, seq);
+    CREATE TABLE hosts (
+        run_id text NOT NULL REFERENCES runs (id),
+        host text NOT NULL,
+        owner text,
+        token bigint NOT NULL DEFAULT 0,
+        expires_at timestamptz NOT NULL DEFAULT '-infinity',
+        next_allowed_at timestamptz NOT NULL DEFAULT '-infinity',
+        PRIMARY KEY (run_id, host)
+    );
+    CREATE TABLE gates (
+        run_id text NOT NULL,
+        host text NOT NULL,
+        holder text NOT NULL,
+        expires_at timestamptz NOT NULL,
+        PRIMARY KEY (run_id, host, holder)
+    );
+    CREATE TABLE robots (
+        run_id text NOT NULL,
+        origin text NOT NULL,
+        fetcher text NOT NULL,
+        expires_at timestamptz NOT NULL,
+        answer text,
+        answered_at timestamptz,
+        PRIMARY KEY (run_id, origin)
+    );
+    CREATE TABLE workers (
+        run_id text NOT NULL,
+        worker text NOT NULL,
+        expires_at timestamptz NOT NULL,
+        PRIMARY KEY (run_id, worker)
+    );
+    -- One request place of `host`, or how long to wait: 0 taken, > 0 seconds until the host may
+    -- start again, < 0 every place is busy. The host row is locked first, so two callers never
+    -- both count the places free.
+    CREATE FUNCTION crawler_take_gate(p_run text, p_host text, p_holder text, p_places integer,
+                                      p_interval float8, p_lease float8) RETURNS float8
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        ready timestamptz;
+        busy integer;
+        now_ timestamptz := clock_timestamp();
+    BEGIN
+        INSERT INTO hosts (run_id, host) VALUES (p_run, p_host) ON CONFLICT DO NOTHING;
+        SELECT next_allowed_at INTO ready FROM hosts WHERE run_id = p_run AND host = p_host FOR UPDATE;
+        IF ready > now_ THEN
+            RETURN extract(epoch FROM ready - now_);
+        END IF;
+        DELETE FROM gates WHERE run_id = p_run AND host = p_host AND expires_at <= now_;
+        SELECT count(*) INTO busy FROM gates WHERE run_id = p_run AND host = p_host;
+        IF busy >= p_places THEN
+            RETURN -1;
+        END IF;
+        INSERT INTO gates VALUES (p_run, p_host, p_holder, now_ + p_lease * interval '1 second');
+        UPDATE hosts SET next_allowed_at = now_ + p_interval * interval '1 second'
+        WHERE run_id = p_run AND host = p_host;
+        RETURN 0;
+    END $$;
+    """,
+)
+"""Schema changes from the first release on; entry N takes a database from version N to N+1."""
+
+# Claims.
+UPSERT_CLAIMS = """
+    WITH incoming AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                             $7::text[], $8::text[], $9::text[], $10::text[])
+            AS r(id, source_url, target_url, expected_anchor, expected_rel, match, tags,
+                 invalid_reason, page_key, host)),
+    old AS (SELECT c.* FROM claims AS c JOIN incoming USING (id)),
+    written AS (
+        INSERT INTO claims AS c (id, source_url, target_url, expected_anchor, expected_rel, match, tags,
+                                 invalid_reason, page_key, host)
+        SELECT * FROM incoming
+        ON CONFLICT (id) DO UPDATE SET source_url = excluded.source_url, target_url = excluded.target_url,
+            expected_anchor = excluded.expected_anchor, expected_rel = excluded.expected_rel,
+            match = excluded.match, tags = excluded.tags, invalid_reason = excluded.invalid_reason,
+            page_key = excluded.page_key, host = excluded.host, updated_at = now()
+        WHERE (c.source_url, c.target_url, c.expected_anchor, c.expected_rel, c.match, c.tags,
+               c.invalid_reason) IS DISTINCT FROM
+              (excluded.source_url, excluded.target_url, excluded.expected_anchor, excluded.expected_rel,
+               excluded.match, excluded.tags, excluded.invalid_reason)
+        RETURNING c.id),
+    attached AS (
+        INSERT INTO run_claims (run_id, claim_id, page_key, host)
+        SELECT $11, id, page_key, host FROM incoming
+        ON CONFLICT (run_id, claim_id) DO UPDATE SET page_key = excluded.page_key, host = excluded.host
+        WHERE (run_claims.page_key, run_claims.host) IS DISTINCT FROM (excluded.page_key, excluded.host)),
+    new_hosts AS (
+        INSERT INTO hosts (run_id, host) SELECT DISTINCT $11, host FROM incoming ON CONFLICT DO NOTHING)
+    SELECT (SELECT count(*) FROM written WHERE id NOT IN (SELECT id FROM old)),
+           (SELECT count(*) FROM written WHERE id IN (SELECT id FROM old))
+"""
+ATTACH_ALL = """
+    WITH attached AS (
+        INSERT INTO run_claims (run_id, claim_id, page_key, host)
+        SELECT $1, id, page_key, host FROM claims ON CONFLICT DO NOTHING RETURNING host),
+    new_hosts AS (
+        INSERT INTO hosts (run_id, host) SELECT DISTINCT $1, host FROM attached ON CONFLICT DO NOTHING)
+    SELECT count(*) FROM attached
+"""
+REOPEN_RUN = "UPDATE runs SET status = 'running', finished_at = NULL WHERE id = $1 RETURNING status"
+"""Taken first by an import: its row lock orders it against `FINISH_IF_DONE` (claims added to a
+run that had just finished reopen it; the importer then verifies them)."""
+
+# Runs.
+LATEST_RUN = "SELECT id, started_at, status FROM runs ORDER BY seq DESC LIMIT 1"
+RUNNING_RUN = "SELECT id, started_at FROM runs WHERE status = 'running'"
+RESUME_RUN = "UPDATE runs SET status = 'running', finished_at = NULL WHERE id = $1 AND status = 'interrupted'"
+BEGIN_RUN = """
+    INSERT INTO runs (id, started_at, status, settings) VALUES ($1, $2, 'running', $3)
+    ON CONFLICT DO NOTHING RETURNING id
+"""
+LOCK_RUN = "SELECT status FROM runs WHERE id = $1 FOR UPDATE"
+ANY_UNDONE = "SELECT EXISTS (SELECT 1 FROM run_claims WHERE run_id = $1 AND NOT done)"
+FINISH_RUN = """
+    UPDATE runs SET status = $2, finished_at = $3, claims = $4, decided = $5, counts = $6
+    WHERE id = $1 AND status = 'running'
+"""
+OTHER_WORKERS = """
+    SELECT count(*) FROM workers WHERE run_id = $1 AND worker <> $2 AND expires_at > clock_timestamp()
+"""
+JOIN_WORKERS = """
+    INSERT INTO workers VALUES ($1, $2, clock_timestamp() + $3::float8 * interval '1 second')
+    ON CONFLICT (run_id, worker) DO UPDATE SET expires_at = excluded.expires_at
+"""
+LEAVE_WORKERS = "DELETE FROM workers WHERE run_id = $1 AND worker = $2"
+RUN = "SELECT id, started_at, finished_at, status, settings FROM runs WHERE id = $1"
+RUN_CLAIMS = "SELECT count(*) FROM run_claims WHERE run_id = $1"
+RUN_STATUSES = "SELECT status, count(*) FROM results WHERE run_id = $1 GROUP BY status"
+RUN_IDS = "SELECT id FROM runs ORDER BY seq"
+LATEST_RUN_ID = "SELECT id FROM runs ORDER BY seq DESC LIMIT 1"
+RUN_ID = "SELECT id FROM runs WHERE id = $1"
+
+# Leases.
+TAKE_HOSTS = """
+    UPDATE hosts AS h SET owner = $2, token = h.token + 1,
+        expires_at = clock_timestamp() + $4::float8 * interval '1 second'
+    WHERE h.run_id = $1 AND h.host IN (
+        SELECT r.host FROM hosts AS r
+        WHERE r.run_id = $1 AND (r.owner IS NULL OR r.expires_at <= clock_timestamp())
+          AND EXISTS (SELECT 1 FROM run_claims AS rc WHERE rc.run_id = r.run_id AND rc.host = r.host
+                      AND NOT rc.done)
+        ORDER BY r.next_allowed_at, r.host
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED)
+    RETURNING h.host, h.token
+"""
+LEASED_CLAIMS = """
+    SELECT rc.host, rc.page_key, c.id, c.source_url, c.target_url, c.expected_anchor, c.expected_rel,
+           c.match, c.tags, c.invalid_reason
+    FROM unnest($2::text[]) AS h(host)
+    CROSS JOIN LATERAL (
+        SELECT DISTINCT page_key FROM run_claims
+        WHERE run_id = $1 AND host = h.host AND NOT done ORDER BY page_key LIMIT $3) AS p
+    JOIN run_claims AS rc ON rc.run_id = $1 AND rc.host = h.host AND rc.page_key = p.page_key AND NOT rc.done
+    JOIN claims AS c ON c.id = rc.claim_id
+    ORDER BY rc.host, rc.page_key, c.id
+"""
+"""The pending claims of leased hosts, `$3` pages a host at most, claims of a page together."""
+RENEW = """
+    WITH kept AS (
+        UPDATE hosts SET expires_at = clock_timestamp() + $3::float8 * interval '1 second'
+        WHERE run_id = $1 AND owner = $2 AND expires_at > clock_timestamp()
+          AND (host, token) IN (SELECT * FROM unnest($4::text[], $5::bigint[]))
+        RETURNING host),
+    kept_gates AS (
+        UPDATE gates SET expires_at = clock_timestamp() + $3::float8 * interval '1 second'
+        WHERE run_id = $1 AND holder LIKE $2 || '#%' AND expires_at > clock_timestamp()),
+    kept_robots AS (
+        UPDATE robots SET expires_at = clock_timestamp() + $3::float8 * interval '1 second'
+        WHERE run_id = $1 AND fetcher = $2 AND answer IS NULL),
+    kept_workers AS (
+        UPDATE workers SET expires_at = clock_timestamp() + $3::float8 * interval '1 second'
+        WHERE run_id = $1 AND worker = $2)
+    SELECT host FROM kept
+"""
+"""Extend every lease of a worker still current; the hosts not returned are lost to it."""
+RELEASE_HOST = """
+    UPDATE hosts SET owner = NULL, expires_at = '-infinity'
+    WHERE run_id = $1 AND host = $2 AND owner = $3 AND token = $4
+"""
+RELEASE_GATE = """
+    WITH gone AS (DELETE FROM gates WHERE run_id = $1 AND host = $2 AND holder = $3)
+    UPDATE hosts SET next_allowed_at = greatest(
+        next_allowed_at,
+        clock_timestamp() + ($4::float8 - $5::float8) * interval '1 second',
+        clock_timestamp() + $6::float8 * interval '1 second')
+    WHERE run_id = $1 AND host = $2
+"""
+"""A request ended: its place is free; the host's next start is `$4` (interval) after this
+request's bytes left, `$5` seconds ago, and no earlier than a Retry-After pause `$6` from now."""
+TAKE_GATE = "SELECT crawler_take_gate($1, $2, $3, $4, $5, $6)"
+
+# Robots.txt answers shared by the run's workers.
+ROBOTS_ANSWER = """
+    SELECT answer FROM robots
+    WHERE run_id = $1 AND origin = $2 AND answer IS NOT NULL
+      AND answered_at > clock_timestamp() - interval '24 hours'
+"""
+CLAIM_ROBOTS = """
+    INSERT INTO robots AS r (run_id, origin, fetcher, expires_at)
+    VALUES ($1, $2, $3, clock_timestamp() + $4::float8 * interval '1 second')
+    ON CONFLICT (run_id, origin) DO UPDATE SET fetcher = excluded.fetcher,
+        expires_at = excluded.expires_at, answer = NULL, answered_at = NULL
+    WHERE (r.answer IS NULL AND r.expires_at <= clock_timestamp())
+       OR r.answered_at <= clock_timestamp() - interval '24 hours'
+    RETURNING fetcher
+"""
+"""The right to fetch an origin's robots.txt: a new row, an abandoned claim, or a stale answer."""
+GIVE_UP_ROBOTS = """
+    UPDATE robots SET expires_at = '-infinity' WHERE run_id = $1 AND origin = $2 AND fetcher = $3
+      AND answer IS NULL
+"""
+STORE_ROBOTS = """
+    UPDATE robots SET answer = $4, answered_at = clock_timestamp()
+    WHERE run_id = $1 AND origin = $2 AND fetcher = $3
+"""
+
+# Results.
+SAVE_FENCED = """
+    WITH fence AS (
+        SELECT host FROM hosts
+        WHERE run_id = $1 AND owner = $2 AND expires_at > clock_timestamp()
+          AND (host, token) IN (SELECT * FROM unnest($3::text[], $4::bigint[]))
+        FOR SHARE),
+    stored AS (
+        INSERT INTO results (run_id, claim_id, status, reason, flags, tags, http_status, final_url,
+                             checked_at, data)
+        SELECT $1, d::jsonb ->> 'claim_id', d::jsonb ->> 'status', d::jsonb ->> 'reason',
+               (d::jsonb -> 'flags')::text, (d::jsonb -> 'tags')::text,
+               (d::jsonb ->> 'http_status')::integer, d::jsonb ->> 'final_url',
+               d::jsonb ->> 'checked_at', d
+        FROM unnest($5::text[], $6::text[]) AS u(host, d)
+        WHERE $7 OR u.host IN (SELECT host FROM fence)
+        ON CONFLICT (run_id, claim_id) DO NOTHING
+        RETURNING claim_id),
+    done AS (
+        UPDATE run_claims SET done = true
+        WHERE run_id = $1 AND claim_id IN (SELECT claim_id FROM stored))
+    SELECT claim_id FROM stored
+"""
+"""Results stored only for hosts whose lease `$2` still holds with the token it was given
+(`$7` true: no fence, for results not decided under a lease); `FOR SHARE` keeps a takeover
+from committing in between. The claims stored are marked done in the same statement."""
+
+TAG_COUNTS = """
+    WITH counts AS (
+        SELECT t.key AS key, t.value AS value, r.status AS status, count(*) AS n
+        FROM results AS r, jsonb_each_text(r.tags::jsonb) AS t WHERE r.run_id = $1 GROUP BY 1, 2, 3),
+    ranked AS (
+        SELECT key, value, row_number() OVER (PARTITION BY key ORDER BY sum(n) DESC, value) AS rank
+        FROM counts GROUP BY key, value)
+    SELECT c.key, CASE WHEN rk.rank <= $2 THEN c.value END AS value, c.status, sum(c.n)::bigint
+    FROM counts AS c JOIN ranked AS rk ON rk.key = c.key AND rk.value = c.value
+    GROUP BY 1, 2, 3 ORDER BY 1, min(rk.rank), 3
+"""
+FLAG_COUNTS = """
+    SELECT f.value, count(*) FROM results AS r, jsonb_array_elements_text(r.flags::jsonb) AS f
+    WHERE r.run_id = $1 GROUP BY f.value ORDER BY 2 DESC, 1
+"""
+RESULTS_PAGE = """
+    SELECT seq, data FROM results
+    WHERE run_id = $1 AND seq > $2 AND (cardinality($3::text[]) = 0 OR status = ANY ($3))
+    ORDER BY seq LIMIT $4
+"""
