@@ -16,14 +16,21 @@ The start is stamped again when the request's headers are sent (`sent`), so the 
 holds where it matters, on the server's side, even when our event loop is busy.
 
 The clock is injectable, so the tests of this module run on virtual time.
+
+When other processes work on the same hosts (a shared PostgreSQL run), `shared_gates` holds
+their common gates (`crawler.engine.leases`): a request also holds one of the host's places
+there, taken after its local place and before its global one, so `per_host` and the spacing
+hold across every process; the local gate still keeps this process's own requests in order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,6 +51,20 @@ class MonotonicClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+class SharedGates(Protocol):
+    """Host gates shared with other processes: one place a request, spaced by `interval`."""
+
+    def hold(self, host: str, interval: float) -> AbstractAsyncContextManager[None]: ...
+
+    def sent(self, host: str) -> None: ...
+
+    def pause(self, host: str, seconds: float) -> None: ...
+
+
+shared_gates: ContextVar[SharedGates | None] = ContextVar("shared_gates", default=None)
+"""The gates a `Politeness` made in this context shares with other processes (None: none)."""
 
 
 @dataclass(slots=True)
@@ -75,6 +96,7 @@ class Politeness:
         self._global = asyncio.Semaphore(concurrency)
         self._gates: dict[str, HostGate] = {}
         self._sweep_above = 1024
+        self._shared = shared_gates.get()
 
     @asynccontextmanager
     async def slot(self, host: str, *, interval: float | None = None) -> AsyncIterator[None]:
@@ -87,7 +109,7 @@ class Politeness:
         gap = self.delay if interval is None else interval
         gate.users += 1
         try:
-            async with gate.places:
+            async with gate.places, self._held(host, gap):
                 await self._start(gate, gap)
                 try:
                     yield
@@ -95,6 +117,11 @@ class Politeness:
                     self._global.release()
         finally:
             gate.users -= 1
+
+    def _held(self, host: str, interval: float) -> AbstractAsyncContextManager[object]:
+        if self._shared is None:
+            return contextlib.nullcontext()
+        return self._shared.hold(host, interval)
 
     def sent(self, host: str) -> None:
         """A request to `host` is on the wire now: the next start is spaced from this moment.
@@ -106,11 +133,15 @@ class Politeness:
         gate = self._gates.get(host)
         if gate is not None:
             gate.last_start = max(gate.last_start, self.clock.now())
+        if self._shared is not None:
+            self._shared.sent(host)
 
     def pause(self, host: str, seconds: float) -> None:
         """Start nothing on `host` for `seconds` from now (a Retry-After answer)."""
         gate = self._gate(host)
         gate.paused_until = max(gate.paused_until, self.clock.now() + seconds)
+        if self._shared is not None:
+            self._shared.pause(host, seconds)
 
     def __len__(self) -> int:
         """How many host gates are remembered (idle ones are dropped as the table grows)."""

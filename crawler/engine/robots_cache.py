@@ -4,14 +4,22 @@ RFC 9309: a 2xx answer is parsed (`crawler.core.robots`), up to five redirects a
 with the rules applied to the original origin, 4xx other than 429 allows all, and 5xx, 429 or
 a timeout after retries disallows all (`unavailable`). A site that gives no response at all
 (DNS, refused connection, TLS) is unreachable, not blocked.
+
+When other processes work on the same run (a shared PostgreSQL run), `shared_robots` holds
+their common answers (`crawler.engine.leases`): an origin is fetched by one of them, once,
+and the others read its answer, rebuilt from the status and body it got (`to_record`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 from crawler.config import Settings
 from crawler.core.robots import RobotsPolicy
@@ -30,6 +38,41 @@ class RobotsAnswer:
     policy: RobotsPolicy | None
     reason: str | None = None
     attempts: int = 0
+    source: tuple[int, bytes] | None = None
+    """The status and body the policy was read from, when it was read from a response."""
+
+
+def to_record(answer: RobotsAnswer) -> dict[str, Any]:
+    """`answer` as JSON values, from which `from_record` builds the same answer again."""
+    record: dict[str, Any] = {"attempts": answer.attempts, "reason": answer.reason}
+    if answer.source is not None:
+        record["status"], record["body"] = answer.source[0], base64.b64encode(answer.source[1]).decode()
+    elif answer.policy is not None:
+        record["unavailable"] = answer.policy.unavailable
+    return record
+
+
+def from_record(record: dict[str, Any], *, max_bytes: int) -> RobotsAnswer:
+    """The answer `to_record` gave `record` for."""
+    attempts, reason = int(record["attempts"]), record["reason"]
+    if "status" in record:
+        status, body = int(record["status"]), base64.b64decode(record["body"])
+        policy = RobotsPolicy.from_response(status, body, max_bytes=max_bytes)
+        return RobotsAnswer(policy, reason, attempts, (status, body))
+    if "unavailable" in record:
+        unavailable = RobotsPolicy.unavailable_policy() if record["unavailable"] else RobotsPolicy.allow_all()
+        return RobotsAnswer(unavailable, reason, attempts)
+    return RobotsAnswer(None, reason, attempts)
+
+
+class SharedRobots(Protocol):
+    """Answers shared with other processes: `load` is called by one of them per origin."""
+
+    async def answer(self, origin: str, load: Callable[[], Awaitable[RobotsAnswer]]) -> RobotsAnswer: ...
+
+
+shared_robots: ContextVar[SharedRobots | None] = ContextVar("shared_robots", default=None)
+"""The answers a `RobotsCache` made in this context shares with other processes (None: none)."""
 
 
 class RobotsCache:
@@ -43,12 +86,13 @@ class RobotsCache:
             OrderedDict()
         )
         self._loading: set[asyncio.Task[RobotsAnswer]] = set()
+        self._shared = shared_robots.get()
 
     async def get(self, origin: str) -> RobotsAnswer:
         """The answer for `origin` (scheme://host[:port]), fetching robots.txt when not known."""
         entry = self._entries.get(origin)
         if entry is None or time.monotonic() - entry[0] > ROBOTS_TTL:
-            task = asyncio.create_task(self._load(origin))
+            task = asyncio.create_task(self._answer(origin))
             self._loading.add(task)
             task.add_done_callback(lambda done: self._settle(origin, done))
             entry = self._entries[origin] = (time.monotonic(), task)
@@ -74,6 +118,12 @@ class RobotsCache:
             task.cancel()
         return list(self._loading)
 
+    async def _answer(self, origin: str) -> RobotsAnswer:
+        # The body is kept only until the answer is shared: the cache holds policies, not bodies.
+        if self._shared is None:
+            return replace(await self._load(origin), source=None)
+        return replace(await self._shared.answer(origin, lambda: self._load(origin)), source=None)
+
     async def _load(self, origin: str) -> RobotsAnswer:
         chain = Chain(ROBOTS_REDIRECTS)
         url = first = origin + "/robots.txt"
@@ -85,7 +135,9 @@ class RobotsCache:
                 policy = RobotsPolicy.from_response(
                     answer.status or 0, answer.body, max_bytes=self._settings.max_robots_bytes
                 )
-                return RobotsAnswer(policy, attempts=answer.attempts)
+                return RobotsAnswer(
+                    policy, attempts=answer.attempts, source=(answer.status or 0, answer.body)
+                )
             if not chain.follow(url, answer.status, answer.location):
                 # RFC 9309: past five redirects robots.txt may be taken as unavailable (4xx).
                 return RobotsAnswer(RobotsPolicy.allow_all(), attempts=answer.attempts)
