@@ -24,6 +24,7 @@ from servers import Server, Servers, respond
 from crawler.app import display, run
 from crawler.app.export import csv_header, csv_row, neutralise
 from crawler.models import Flag, Link, Region, Result, Status
+from crawler.store.base import ClaimFields
 
 # The output contract's field names (SPEC section 2), written out: the test must not trust the code.
 CONTRACT_FIELDS = [
@@ -121,7 +122,9 @@ class TestVerify:
         jsonl = await crawler("export", "--db", "c.sqlite", "--format", "jsonl", cwd=tmp_path)
         records = _jsonl(jsonl.stdout)
         assert {r["claim_id"]: r["status"] for r in records} == EXPECTED
-        assert all(list(record) == CONTRACT_FIELDS for record in records)
+        paid_for = ["expected_anchor", "expected_rel", "match"]
+        assert all(list(record) == CONTRACT_FIELDS + paid_for for record in records)
+        assert [r["claim_id"] for r in records] == ["c1", "c2", "c3", "c4", "c5"]  # input order
         by_id = {r["claim_id"]: r for r in records}
         assert by_id["c1"]["link"] == {
             "href": TARGET, "url": TARGET, "text": "Great product", "image": False,
@@ -171,17 +174,18 @@ class TestVerify:
         assert (await crawler("verify", str(claims), "--db", "c.sqlite", cwd=tmp_path)).code == 0
         done = await crawler("report", "--db", "c.sqlite", "--format", "json", cwd=tmp_path)
         report = json.loads(done.stdout)
-        assert report["by_status"] == {
+        assert report["statuses"] == {
             "invalid": 1, "blocked": 0, "unreachable": 0, "page_error": 1,
             "missing": 1, "not_indexable": 0, "nofollow": 1, "verified": 1,
         }  # fmt: skip
-        assert report["by_flag"]["nofollow"] == 1
-        vendors = {t["value"]: t for t in report["by_tag"] if t["key"] == "vendor"}
-        assert vendors["acme"]["by_status"] == {"nofollow": 1, "verified": 1}
-        assert vendors["globex"]["total"] == 3
-        assert report["run"]["status"] == "finished"
+        assert report["flags"]["nofollow"] == 1
+        assert report["reasons"]["http_404"] == 1
+        vendors = {row["value"]: row for row in report["by_tag"]["vendor"]}
+        assert (vendors["acme"]["claims"], vendors["acme"]["verified"]) == (2, 1)
+        assert vendors["globex"]["claims"] == 3
+        assert report["run"]["state"] == "finished"
         table = await crawler("report", "--db", "c.sqlite", cwd=tmp_path)
-        assert "By tag vendor" in table.stdout
+        assert "By vendor" in table.stdout
         assert "globex" in table.stdout
 
     async def test_tables_show_user_text_verbatim(self, tmp_path: Path) -> None:
@@ -606,10 +610,11 @@ class TestProgressLog:
 
 class TestCsvFormat:
     def test_header_has_every_contract_field_then_link_and_tags(self) -> None:
-        """CSV columns: the contract's fields in order, the flattened link, then one column per tag."""
+        """CSV columns: the contract's fields in order, what was paid for, the flattened link, the tags."""
         header = csv_header(["vendor", "price"])
         assert header[: len(CONTRACT_FIELDS)] == CONTRACT_FIELDS
         assert header[len(CONTRACT_FIELDS) :] == [
+            "expected_anchor", "expected_rel", "match",
             "link_href", "link_url", "link_text", "link_rel", "link_hidden", "link_region",
             "tag:vendor", "tag:price",
         ]  # fmt: skip
@@ -618,7 +623,9 @@ class TestCsvFormat:
         """Booleans are true/false, null is empty, nested values are JSON, rel tokens are space-separated."""
         link = Link("/p", TARGET, "Buy", ("nofollow", "ugc"), hidden=False, region=Region.COMMENTS)
         result = _result(flags=(Flag.NOFOLLOW, Flag.UGC), link=link, indexable=True, http_status=None)
-        cells = dict(zip(csv_header(["vendor", "price"]), csv_row(result, ["vendor", "price"]), strict=True))
+        row = csv_row(result, ClaimFields("buy", "follow"), ["vendor", "price"])
+        cells = dict(zip(csv_header(["vendor", "price"]), row, strict=True))
+        assert (cells["expected_anchor"], cells["expected_rel"], cells["match"]) == ("buy", "follow", "page")
         assert cells["indexable"] == "true"
         assert cells["http_status"] == ""
         assert json.loads(cells["flags"]) == ["nofollow", "ugc"]
@@ -648,7 +655,8 @@ class TestCsvFormat:
     def test_link_text_and_tags_are_neutralised_in_rows(self) -> None:
         """Text from the page or the user (link text, tags) goes through the guard in every row."""
         link = Link("/p", TARGET, "=cmd()", (), hidden=False, region=Region.MAIN)
-        row = csv_row(_result(link=link, tags={"vendor": "@x"}), ["vendor"])
+        row = csv_row(_result(link=link, tags={"vendor": "@x"}), ClaimFields("=paid"), ["vendor"])
         cells = dict(zip(csv_header(["vendor"]), row, strict=True))
         assert cells["link_text"] == "'=cmd()"
         assert cells["tag:vendor"] == "'@x"
+        assert cells["expected_anchor"] == "'=paid"

@@ -15,30 +15,38 @@ the store and, with `--output`, to a JSON Lines stream as they are decided. Exit
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import csv
 import io
 import json
 import os
+import queue
 import sys
 import traceback
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
+from rich.console import RenderableType
 
 from crawler import config, logs
-from crawler.app import display
-from crawler.app.export import ExportFormat, csv_header, csv_row, json_line
+from crawler.app import display, report_html, reporting, summary, xlsx
+from crawler.app.export import ExportFormat, cells, csv_header, csv_row, json_line
 from crawler.app.inputs import FORMATS, read_claims
-from crawler.app.run import RunOutcome, run_async, verify_run
+from crawler.app.run import RunOutcome, run_async, until_done_or_signalled, verify_run
 from crawler.config import SPECS, Kind, RenderMode, Settings, SettingSpec, __version__
-from crawler.engine import render
+from crawler.core import alerts
+from crawler.core.figures import Figures
+from crawler.core.history import Event, EventType, State
+from crawler.engine import archive, notify, render
 from crawler.errors import ConfigError, CrawlerError
 from crawler.models import Reason, Result, Status
-from crawler.store.base import Report, RunInfo
-from crawler.store.sqlite import Store
+from crawler.store.backends import is_postgres, open_store
+from crawler.store.base import Report, RunInfo, RunStore
 
 if TYPE_CHECKING:
     from crawler.app.demo import DemoSite
@@ -129,11 +137,46 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=[f.value for f in ExportFormat], default="csv")
     _run_selection(export)
     export.add_argument("--status", help="only these statuses, comma-separated")
+    export.add_argument("--output", metavar="PATH", help="the file an xlsx export is written to")
     export.set_defaults(handler=export_command)
     report = commands.add_parser("report", parents=[common, database], help="summarise a run")
     report.add_argument("--format", choices=["table", "json"], default="table")
+    report.add_argument("--html", metavar="PATH", help="write the self-contained HTML report here")
+    report.add_argument("--by", metavar="TAGS", default="", help="tag columns to break down, comma-separated")
     _run_selection(report)
     report.set_defaults(handler=report_command)
+    evidence = commands.add_parser(
+        "evidence", parents=[common, database], help="the archived response a claim's verdict was taken on"
+    )
+    evidence.add_argument("claim_id", metavar="CLAIM_ID")
+    _run_selection(evidence)
+    evidence.add_argument("--body", action="store_true", help="write the decoded body to standard output")
+    evidence.add_argument("--archive", metavar="DIR", help="the archive directory (default: the run's)")
+    evidence.set_defaults(handler=evidence_command)
+    changes = commands.add_parser(
+        "changes", parents=[common, database], help="the events of a run, or since one"
+    )
+    _run_selection(changes)
+    changes.add_argument("--since", metavar="RUN_ID", help="every run after this one")
+    changes.add_argument(
+        "--event", metavar="TYPES", default="", help="only these event types, comma-separated"
+    )
+    changes.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
+    changes.set_defaults(handler=changes_command)
+    history = commands.add_parser("history", parents=[common, database], help="one claim's results over time")
+    history.add_argument("claim_id", nargs="?", metavar="CLAIM_ID")
+    history.add_argument("--format", choices=["table", "jsonl"], default="table")
+    history.add_argument(
+        "--rebuild", action="store_true", help="recompute every state and event from the results"
+    )
+    history.set_defaults(handler=history_command)
+    worker = commands.add_parser(
+        "worker",
+        parents=[common, database, settings],
+        help="work on the running run of a PostgreSQL database",
+    )
+    worker.add_argument("--wait", action="store_true", help="with no run running, wait for the next one")
+    worker.set_defaults(handler=worker_command)
     runs = commands.add_parser("runs", parents=[common, database], help="list every run, newest first")
     runs.add_argument("--format", choices=["table", "jsonl"], default="table")
     runs.set_defaults(handler=runs_command)
@@ -153,6 +196,9 @@ def _verify_options(verify: argparse.ArgumentParser) -> None:
     add("--output", metavar="PATH", help="also write each result as a JSON line here (- is stdout)")
     add("--fresh", action="store_true", help="start a new run even if the last one was interrupted")
     add("--fail-on", metavar="STATUSES", default="", help="exit 1 if a result has one of these statuses")
+    add("--states", metavar="STATES", default="", help="a new run of the stored claims in these states")
+    add("--events", metavar="PATH", help="also write each event as a JSON line here (- is stdout)")
+    add("--fail-on-event", metavar="EVENTS", default="", help="exit 1 if the run had one of these events")
     verify.set_defaults(handler=verify_command)
 
 
@@ -236,20 +282,18 @@ def _statuses(text: str | None, option: str) -> frozenset[Status]:
         raise UsageError(f"{option}: {text!r} is not a list of statuses ({allowed})") from None
 
 
-def _existing_db(path: str) -> Path:
+def _existing_db(path: str) -> str:
     """The database at `path`; a command that reads results must not create an empty one."""
-    db = Path(path)
-    if not db.is_file():
+    if not is_postgres(path) and not Path(path).is_file():
         raise UsageError(f"{path}: no such database")
-    return db
+    return path
 
 
-def _new_or_existing_db(path: str) -> Path:
+def _new_or_existing_db(path: str) -> str:
     """The database at `path`, which a run may create: its directory must exist."""
-    db = Path(path)
-    if not db.parent.is_dir():
-        raise UsageError(f"{path}: cannot create the database: no directory {db.parent}")
-    return db
+    if not is_postgres(path) and not Path(path).parent.is_dir():
+        raise UsageError(f"{path}: cannot create the database: no directory {Path(path).parent}")
+    return path
 
 
 def _utf8(stream: TextIO) -> TextIO:
@@ -266,31 +310,91 @@ def verify_command(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     log_format = _configure_logs(args)
     fail_on = _statuses(args.fail_on, "--fail-on")
-    if not args.inputs and not Path(args.db).is_file():
+    fail_on_event = _words(args.fail_on_event, "--fail-on-event", EventType)
+    states = _words(args.states, "--states", State)
+    if is_postgres(args.db) and (states or fail_on_event or args.events or settings.notify):
+        raise UsageError("--states, --events, --fail-on-event and notify need a SQLite database for now")
+    if states and args.inputs:
+        raise UsageError("--states takes no input: it re-checks the stored claims in those states")
+    if not args.inputs and not is_postgres(args.db) and not Path(args.db).is_file():
         raise UsageError(f"{args.db}: no such database: give claims files to verify")
     db = _new_or_existing_db(args.db)
-    _refuse_overwriting(args.output, "--output", [*args.inputs, *_db_files(args.db)])
+    protected = [*args.inputs, *_db_files(args.db)]
+    _refuse_overwriting(args.output, "--output", protected)
+    _refuse_overwriting(args.events, "--events", protected)
+    if args.output is not None and args.output == args.events:
+        raise UsageError("--output and --events name the same stream")
     if settings.render is not RenderMode.OFF:
         render.check_rendering(settings)  # a missing browser or extra: exit 2 before any request
     with contextlib.ExitStack() as stack:
         readers = [stack.enter_context(read_claims(path, format=args.format)) for path in args.inputs]
         output = stack.enter_context(_output(args.output))
-        summary = sys.stderr if args.output == "-" else sys.stdout
+        events = stack.enter_context(_output(args.events))
+        summary_stream = sys.stderr if "-" in (args.output, args.events) else sys.stdout
         progress = display.run_progress(display.console(sys.stderr), quiet=args.quiet)
-        outcome = run_async(
-            verify_run(db, readers, settings, fresh=args.fresh, output=output, progress=progress)
+        run = verify_run(
+            db,
+            readers,
+            settings,
+            fresh=args.fresh,
+            output=output,
+            progress=progress,
+            events_output=events,
+            states=[State(word) for word in states],
         )
+        outcome = run_async(run)
+    if is_postgres(db):  # the figures need the monitoring rows, not kept on PostgreSQL yet
+        tables: RenderableType = display.report_tables(outcome.report)
+        matched: dict[str, int] = {}
+    else:
+        figures, matched = run_async(_after_run(db, outcome.info.id, settings, fail_on_event))
+        tables = summary.summary_tables(figures)
     # With results on stdout, stderr is the log stream: in JSON it stays JSON (the "run
     # finished" line carries the counts), so a log collector never meets a table.
-    summary_in_logs = summary is sys.stderr and log_format is logs.LogFormat.JSON
+    summary_in_logs = summary_stream is sys.stderr and log_format is logs.LogFormat.JSON
     if not args.quiet and not summary_in_logs:
-        display.console(summary).print(display.report_tables(outcome.report))
-    for hint in _hints(outcome, settings, fail_on):
+        display.console(summary_stream).print(tables)
+    for hint in _hints(outcome, settings, fail_on, matched):
         log.warning(hint)
-    return _exit_code(outcome, fail_on)
+    return _exit_code(outcome, fail_on, matched)
 
 
-def _hints(outcome: RunOutcome, settings: Settings, fail_on: frozenset[Status]) -> Iterator[str]:
+async def _after_run(
+    db: str, run_id: str, settings: Settings, fail_on_event: frozenset[str]
+) -> tuple[Figures, dict[str, int]]:
+    """The run's figures, the counts of the `--fail-on-event` events of the whole run, and the
+    webhook posted (when `notify` is set: it never fails the run)."""
+    async with open_store(db) as store:
+        figures = await reporting.gather(store, run_id)
+        matched: Counter[str] = Counter()
+        if fail_on_event:
+            async for event in store.events(run_id=run_id, types=fail_on_event):
+                matched[event.event.value] += 1
+        if settings.notify:
+            events = [event async for event in store.events(run_id=run_id)]
+            by_state = {state.value: n for state, n in (await store.state_counts(run_id)).items()}
+            document = alerts.alert_document(run_id, by_state, events)
+            await notify.notify(
+                settings.notify,
+                document,
+                format=settings.notify_format.value,
+                user_agent=settings.user_agent,
+            )
+    return figures, dict(matched)
+
+
+def _words(text: str | None, option: str, kind: type[StrEnum]) -> frozenset[str]:
+    words = frozenset(word.strip().lower() for word in (text or "").split(",") if word.strip())
+    allowed = {member.value for member in kind}
+    unknown = sorted(words - allowed)
+    if unknown:
+        raise UsageError(f"{option}: {', '.join(unknown)} is not one of {', '.join(sorted(allowed))}")
+    return words
+
+
+def _hints(
+    outcome: RunOutcome, settings: Settings, fail_on: frozenset[Status], events: Mapping[str, int]
+) -> Iterator[str]:
     """What a person should know after a run, one line each."""
     forbidden = outcome.reasons.get(Reason.FORBIDDEN_ADDRESS, 0)
     if forbidden and not settings.allow_private:
@@ -304,10 +408,13 @@ def _hints(outcome: RunOutcome, settings: Settings, fail_on: frozenset[Status]) 
     elif failed := {s: n for s in fail_on if (n := outcome.info.by_status.get(s, 0))}:
         counts = ", ".join(f"{n} {status.value}" for status, n in sorted(failed.items()))
         yield f"exit code {EXIT_FAIL_ON}: --fail-on matched {counts}"
+    if events and not outcome.interrupted:
+        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(events.items()))
+        yield f"exit code {EXIT_FAIL_ON}: --fail-on-event matched {counts}"
 
 
 def _db_files(db: str) -> list[str]:
-    return [db, f"{db}-wal", f"{db}-shm"]
+    return [] if is_postgres(db) else [db, f"{db}-wal", f"{db}-shm"]
 
 
 def _refuse_overwriting(path: str | None, option: str, protected: Sequence[str]) -> None:
@@ -349,10 +456,10 @@ def _output(path: str | None) -> Iterator[TextIO | None]:
                 stream.close()
 
 
-def _exit_code(outcome: RunOutcome, fail_on: frozenset[Status]) -> int:
+def _exit_code(outcome: RunOutcome, fail_on: frozenset[Status], events: Mapping[str, int]) -> int:
     if outcome.interrupted:
         return EXIT_INTERRUPTED
-    if any(outcome.info.by_status.get(status) for status in fail_on):
+    if events or any(outcome.info.by_status.get(status) for status in fail_on):
         return EXIT_FAIL_ON
     return EXIT_OK
 
@@ -364,52 +471,257 @@ def export_command(args: argparse.Namespace) -> int:
     _configure_logs(args)
     statuses = _statuses(args.status, "--status")
     db = _existing_db(args.db)
-    run_async(_export(db, args.run, statuses, ExportFormat(args.format), _utf8(sys.stdout)))
+    fmt = ExportFormat(args.format)
+    if fmt is ExportFormat.XLSX:
+        if args.output in (None, "-"):
+            raise UsageError("--format xlsx writes a file: give --output PATH")
+        _refuse_overwriting(args.output, "--output", _db_files(args.db))
+        try:
+            rows = run_async(_export_xlsx(db, args.run, statuses, Path(args.output)))
+        except OSError as error:
+            raise UsageError(f"{args.output}: cannot write: {error.strerror or error}") from None
+        log.info("export written", path=args.output, rows=rows)
+        return EXIT_OK
+    if args.output not in (None, "-"):
+        raise UsageError("--output is for --format xlsx; the other formats go to standard output")
+    run_async(_export(db, args.run, statuses, fmt, _utf8(sys.stdout)))
     return EXIT_OK
 
 
-async def _export(db: Path, run_id: str, statuses: frozenset[Status], fmt: ExportFormat, out: TextIO) -> None:
-    async with Store(db) as store:
+async def _tag_keys(store: RunStore, run_id: str, statuses: frozenset[Status]) -> list[str]:
+    keys: dict[str, None] = {}
+    async for result in store.results(run_id, statuses=statuses):
+        keys.update(dict.fromkeys(result.tags))
+    return list(keys)
+
+
+async def _export(db: str, run_id: str, statuses: frozenset[Status], fmt: ExportFormat, out: TextIO) -> None:
+    async with open_store(db) as store:
+        rows = store.export_rows(run_id, statuses=statuses)
         if fmt is ExportFormat.CSV:
-            keys: dict[str, None] = {}
-            async for result in store.results(run_id, statuses=statuses):
-                keys.update(dict.fromkeys(result.tags))
+            keys = await _tag_keys(store, run_id, statuses)
             writer = csv.writer(out, lineterminator="\r\n")
-            writer.writerow(csv_header(list(keys)))
-            async for result in store.results(run_id, statuses=statuses):
-                writer.writerow(csv_row(result, list(keys)))
-            return
-        await _write_json(store.results(run_id, statuses=statuses), out, fmt)
+            writer.writerow(csv_header(keys))
+            async for result, claim in rows:
+                writer.writerow(csv_row(result, claim, keys))
+        elif fmt is ExportFormat.JSONL:
+            async for result, claim in rows:
+                out.write(json_line(result, claim) + "\n")
+        else:
+            separator = "\n"  # one result a line inside the array, so it streams and diffs well
+            out.write("[")
+            async for result, claim in rows:
+                out.write(separator + json_line(result, claim))
+                separator = ",\n"
+            out.write("\n]\n")
 
 
-async def _write_json(results: AsyncIterator[Result], out: TextIO, fmt: ExportFormat) -> None:
-    if fmt is ExportFormat.JSONL:
-        async for result in results:
-            out.write(json_line(result) + "\n")
-        return
-    separator = "\n"  # one result a line inside the array, so it streams and diffs well
-    out.write("[")
-    async for result in results:
-        out.write(separator + json_line(result))
-        separator = ",\n"
-    out.write("\n]\n")
+async def _export_xlsx(db: str, run_id: str, statuses: frozenset[Status], path: Path) -> int:
+    """Rows streamed from the store to openpyxl's write-only writer on a thread, a thousand at a
+    time through a bounded queue: a million-row export never holds its rows in memory."""
+    chunks: queue.Queue[list[list[str]] | None] = queue.Queue(maxsize=4)
+
+    def rows() -> Iterator[list[str]]:
+        while (chunk := chunks.get()) is not None:
+            yield from chunk
+
+    async with open_store(db) as store:
+        keys = await _tag_keys(store, run_id, statuses)
+        header = csv_header(keys)
+        writing = asyncio.ensure_future(asyncio.to_thread(xlsx.write_results_xlsx, path, header, rows()))
+
+        async def hand_over(chunk: list[list[str]] | None) -> None:
+            while not writing.done():  # a writer that failed takes no more rows: its error is raised below
+                with contextlib.suppress(queue.Full):
+                    await asyncio.to_thread(chunks.put, chunk, timeout=0.5)
+                    return
+
+        chunk: list[list[str]] = []
+        try:
+            async for result, claim in store.export_rows(run_id, statuses=statuses):
+                chunk.append(cells(result, claim, keys))
+                if len(chunk) == 1000:
+                    await hand_over(chunk)
+                    chunk = []
+            await hand_over(chunk)
+        finally:
+            await hand_over(None)
+        return await writing
 
 
 def report_command(args: argparse.Namespace) -> int:
     _configure_logs(args)
     db = _existing_db(args.db)
-    report = run_async(_report(db, args.run))
+    _refuse_overwriting(args.html, "--html", _db_files(args.db))
+    by = [name.strip() for name in args.by.split(",") if name.strip()]
+    if is_postgres(db):  # counts by status, flag and tag: the figures need monitoring rows
+        if args.html is not None:
+            raise UsageError("report --html needs a SQLite database for now")
+        report = run_async(_plain_report(db, args.run))
+        if args.format == "json":
+            _utf8(sys.stdout).write(
+                json.dumps(display.report_json(report), ensure_ascii=False, indent=2) + "\n"
+            )
+        else:
+            display.console(_utf8(sys.stdout)).print(display.report_tables(report))
+        return EXIT_OK
+    figures = run_async(_figures(db, args.run, by))
+    if args.html is not None:
+        _write_html(Path(args.html), report_html.render(figures, db=args.db))
+        log.info("report written", path=args.html, run_id=figures.run.id)
+        return EXIT_OK
     out = _utf8(sys.stdout)
     if args.format == "json":
-        out.write(json.dumps(display.report_json(report), ensure_ascii=False, indent=2) + "\n")
+        out.write(json.dumps(figures.to_json(), ensure_ascii=False, indent=2) + "\n")
     else:
-        display.console(out).print(display.report_tables(report))
+        display.console(out).print(summary.summary_tables(figures, tags=by or None))
     return EXIT_OK
 
 
-async def _report(db: Path, run_id: str) -> Report:
-    async with Store(db) as store:
+async def _plain_report(db: str, run_id: str) -> Report:
+    async with open_store(db) as store:
         return await store.report(run_id)
+
+
+async def _figures(db: str, run_id: str, by: Sequence[str] = ()) -> Figures:
+    async with open_store(db) as store:
+        return await reporting.gather(store, run_id, by=by)
+
+
+def _write_html(path: Path, text: str) -> None:
+    """Write the report whole or not at all (a temporary file beside it, then renamed)."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise UsageError(f"{path}: cannot write: {error.strerror or error}") from None
+
+
+def evidence_command(args: argparse.Namespace) -> int:
+    _configure_logs(args)
+    db = _existing_db(args.db)
+    result, settings = run_async(_evidence_of(db, args.claim_id, args.run))
+    if result.evidence is None:
+        why = (
+            "blocked, unreachable or invalid: no page answered"
+            if result.body_sha256 is None
+            else "no archive"
+        )
+        raise UsageError(f"claim {args.claim_id}: no evidence in run {result.run_id} ({why})")
+    directory = args.archive or settings.get("archive")
+    if not directory:
+        raise UsageError(f"run {result.run_id} kept no archive directory: give --archive DIR")
+    record = archive.read_record(str(directory), result.evidence)
+    if args.body:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(record.body)
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    lines = {
+        "file": result.evidence.file,
+        "offset": result.evidence.offset,
+        "record_id": record.record_id,
+        "url": record.url,
+        "date": record.date,
+        "http_status": record.http_status if record.http_status is not None else "",
+        "body_sha256": record.body_sha256,
+    }
+    _utf8(sys.stdout).write("".join(f"{key}: {value}\n" for key, value in lines.items()))
+    return EXIT_OK
+
+
+async def _evidence_of(db: str, claim_id: str, run_id: str) -> tuple[Result, Mapping[str, Any]]:
+    async with open_store(db) as store:
+        info = await store.run_info(run_id)
+        result = await store.result(claim_id, info.id)
+    if result is None:
+        raise UsageError(f"claim {claim_id}: no result in run {info.id}")
+    return result, info.settings
+
+
+def changes_command(args: argparse.Namespace) -> int:
+    _configure_logs(args)
+    db = _existing_db(args.db)
+    types = _words(args.event, "--event", EventType)
+    out = _utf8(sys.stdout)
+    run_async(_changes(db, args.run, args.since, types, args.format, out))
+    return EXIT_OK
+
+
+async def _changes(
+    db: str, run_id: str, since: str | None, types: frozenset[str], fmt: str, out: TextIO
+) -> None:
+    async with open_store(db) as store:
+        events = store.events(run_id=run_id, since=since, types=types)
+        if fmt == "jsonl":
+            async for event in events:
+                out.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+        elif fmt == "csv":
+            writer = csv.writer(out, lineterminator="\r\n")
+            writer.writerow(display.EVENT_FIELDS)
+            async for event in events:
+                writer.writerow(display.event_cells(event))
+        else:
+            display.console(out).print(display.events_table([event async for event in events]))
+
+
+def history_command(args: argparse.Namespace) -> int:
+    _configure_logs(args)
+    db = _existing_db(args.db)
+    if args.rebuild:
+        claims, events = run_async(_rebuild(db))
+        log.info("history rebuilt", claims=claims, events=events)
+        return EXIT_OK
+    if args.claim_id is None:
+        raise UsageError("history: give a CLAIM_ID (or --rebuild)")
+    rows = run_async(_history(db, args.claim_id))
+    records = display.history_records(rows)
+    out = _utf8(sys.stdout)
+    if args.format == "jsonl":
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    else:
+        display.console(out).print(display.history_table(args.claim_id, records))
+    return EXIT_OK
+
+
+async def _history(db: str, claim_id: str) -> list[tuple[Result, tuple[Event, ...]]]:
+    async with open_store(db) as store:
+        return await store.history(claim_id)
+
+
+async def _rebuild(db: str) -> tuple[int, int]:
+    async with open_store(db) as store:
+        return await store.rebuild_history()
+
+
+def worker_command(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    _configure_logs(args)
+    if not is_postgres(args.db):
+        raise UsageError(
+            f"worker needs a PostgreSQL --db (postgresql://...), not {args.db}: "
+            "a SQLite database's run is held by one process"
+        )
+    if settings.render is not RenderMode.OFF:
+        render.check_rendering(settings)
+    interrupted = run_async(_worker(args.db, settings, wait=args.wait))
+    return EXIT_INTERRUPTED if interrupted else EXIT_OK
+
+
+async def _worker(db: str, settings: Settings, *, wait: bool) -> bool:
+    from crawler.engine import leases
+    from crawler.store.postgres import PostgresStore
+
+    async with open_store(db) as store:
+        assert isinstance(store, PostgresStore)
+
+        async def job() -> None:
+            await leases.work(store, settings, wait=wait)
+
+        return await until_done_or_signalled(asyncio.create_task(job()))
 
 
 def runs_command(args: argparse.Namespace) -> int:
@@ -425,8 +737,8 @@ def runs_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _runs(db: Path) -> list[RunInfo]:
-    async with Store(db) as store:
+async def _runs(db: str) -> list[RunInfo]:
+    async with open_store(db) as store:
         return await store.runs()
 
 
@@ -434,25 +746,25 @@ def demo_command(args: argparse.Namespace) -> int:
     _configure_logs(args)
     out = display.console(_utf8(sys.stdout))
     progress = display.run_progress(display.console(sys.stderr), quiet=args.quiet)
-    outcome, results, site = run_async(_demo(_new_or_existing_db(args.db), progress))
+    outcome, results, figures, site = run_async(_demo(_new_or_existing_db(args.db), progress))
     if not args.quiet:
         hosts = ", ".join(f"{name} {where}" for name, where in site.authorities.items())
         out.print(f"Demo site served on loopback addresses: {hosts}.")
         out.print("The demo allows private addresses for that reason; never do so against the open web.\n")
-    if not args.quiet:
         out.print(display.results_table(results))
-        out.print(display.report_tables(outcome.report, tags=("vendor",)))
+        out.print(summary.summary_tables(figures, tags=("vendor",)))
     return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
 
 
-async def _demo(db: Path, progress: display.RunProgress) -> tuple[RunOutcome, list[Result], DemoSite]:
+async def _demo(db: str, progress: display.RunProgress) -> tuple[RunOutcome, list[Result], Figures, DemoSite]:
     from crawler.app import demo  # here: it imports aiohttp's web server, which no other command needs
 
     async with demo.serve() as site:
         outcome = await verify_run(db, [site.claims()], demo.demo_settings(), fresh=True, progress=progress)
-    async with Store(db) as store:
+    async with open_store(db) as store:
         results = [result async for result in store.results(outcome.info.id)]
-    return outcome, sorted(results, key=lambda result: result.claim_id), site
+        figures = await reporting.gather(store, outcome.info.id)
+    return outcome, sorted(results, key=lambda result: result.claim_id), figures, site
 
 
 def settings_command(args: argparse.Namespace) -> int:

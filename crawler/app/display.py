@@ -7,9 +7,10 @@ rich tables, plain text when the stream is not a terminal.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TextIO
 
 import structlog
@@ -18,6 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 from rich.text import Text
 
+from crawler.app.export import neutralise
+from crawler.core.history import Event
 from crawler.models import Result, Status
 from crawler.store.base import Report, RunInfo
 
@@ -290,3 +293,123 @@ def runs_table(records: Iterable[Mapping[str, Any]]) -> Table:
             counts,
         )
     return table
+
+
+EVENT_FIELDS = (
+    *("run_id", "claim_id", "source_url", "target_url", "tags", "event", "old_state", "new_state"),
+    *("reason", "old", "new", "checked_at", "last_seen_run"),
+)
+"""An event's fields, in the contract's order: the columns of `crawler changes --format csv`."""
+
+
+def event_cells(event: Event) -> list[str]:
+    """An event as CSV cells (tags as JSON text, booleans as true/false, null as empty)."""
+    record = event.to_dict()
+    return [neutralise(_cell(record[name])) for name in EVENT_FIELDS]
+
+
+def events_table(events: Sequence[Event]) -> Table:
+    """Events as a table: what happened to which claim, and the values compared."""
+    table = Table(
+        Column("run", overflow="fold"),
+        Column("claim", overflow="fold"),
+        "event",
+        Column("states", overflow="fold"),
+        Column("detail", overflow="fold", ratio=1),
+        Column("page", overflow="fold", ratio=1),
+        title=f"Changes ({len(events)})",
+        title_justify="left",
+    )
+    for event in events:
+        detail = event.reason.value if event.reason else ""
+        if event.old is not None or event.new is not None:
+            detail = f"{_cell(event.old)} -> {_cell(event.new)}"
+        states = f"{event.old_state.value} -> {event.new_state.value}"
+        table.add_row(event.run_id, event.claim_id, event.event.value, states, detail, event.source_url)
+    return table
+
+
+def history_records(rows: Sequence[tuple[Result, tuple[Event, ...]]]) -> list[dict[str, Any]]:
+    """`crawler history --format jsonl`: one object per result, then `{"summary": {...}}`."""
+    records: list[dict[str, Any]] = []
+    live = 0
+    first_seen = last_seen = None
+    for result, events in rows:
+        present = result.status in (Status.VERIFIED, Status.NOFOLLOW, Status.NOT_INDEXABLE)
+        if present:
+            live += 1
+            first_seen = first_seen or result.run_id
+            last_seen = result.run_id
+        records.append(
+            {
+                "run_id": result.run_id,
+                "checked_at": result.checked_at,
+                "status": result.status.value,
+                "reason": result.reason,
+                "http_status": result.http_status,
+                "rel": list(result.link.rel) if result.link is not None and present else None,
+                "text": result.link.text if result.link is not None and present else None,
+                "indexable": result.indexable,
+                "state": result.state,
+                "events": [event.event.value for event in events],
+            }
+        )
+    state = rows[-1][0].state if rows else None
+    since = None
+    for result, _ in reversed(rows):
+        if result.state != state:
+            break
+        since = result.run_id
+    summary = {
+        "state": state,
+        "since_run": since,
+        "first_seen_run": first_seen,
+        "last_seen_run": last_seen,
+        "live_runs": live,
+        "runs": len(rows),
+    }
+    return [*records, {"summary": summary}]
+
+
+def history_table(claim_id: str, records: Sequence[Mapping[str, Any]]) -> Group:
+    """One row per result of the claim, and its summary beneath."""
+    table = Table(
+        Column("run", overflow="fold"),
+        "status",
+        Column("reason", overflow="fold"),
+        "state",
+        Column("events", overflow="fold"),
+        Column("link", overflow="fold", ratio=1),
+        title=f"History of {claim_id}",
+        title_justify="left",
+    )
+    for record in records[:-1]:
+        link = (
+            f"{record['text']!r} {' '.join(record['rel'] or []) or 'follow'}"
+            if record["text"] is not None
+            else ""
+        )
+        table.add_row(
+            record["run_id"],
+            record["status"],
+            record["reason"] or "",
+            record["state"] or "",
+            " ".join(record["events"]),
+            link,
+        )
+    summary = records[-1]["summary"]
+    line = (
+        f"{summary['state']} since run {summary['since_run']}; first seen {summary['first_seen_run']}, "
+        f"last seen {summary['last_seen_run']}; live in {summary['live_runs']} of {summary['runs']} runs"
+    )
+    return Group(table, Text(line))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)

@@ -8,7 +8,8 @@ CSV, written for a spreadsheet user:
   and booleans (`true`/`false`) as they are, null as an empty cell; the nested fields
   (`tags`, `flags`, `redirects`, `meta_robots`, `x_robots_tag`, `link`) as compact JSON
   text, so nothing is lost;
-- then the best link flattened (`link_href`, `link_url`, `link_text`, `link_rel` as
+- then what was paid for (`expected_anchor`, `expected_rel`, `match`: "paid for X, found Y"
+  in one row), the best link flattened (`link_href`, `link_url`, `link_text`, `link_rel` as
   space-separated tokens, `link_hidden`, `link_region`), and one `tag:<name>` column per
   tag found in the exported results (e.g. `tag:vendor`), so a sheet can filter on them;
 - a cell that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab
@@ -23,12 +24,18 @@ from enum import StrEnum
 from typing import Any
 
 from crawler.models import Result, Status
+from crawler.store.base import ClaimFields
 
 
 class ExportFormat(StrEnum):
     CSV = "csv"
     JSONL = "jsonl"
     JSON = "json"
+    XLSX = "xlsx"
+
+
+CLAIM_FIELDS: tuple[str, ...] = ("expected_anchor", "expected_rel", "match")
+"""What was paid for, after the contract's result fields: "paid for X, found Y" in one row."""
 
 
 _BLANK = Result(
@@ -41,26 +48,45 @@ TAG_PREFIX = "tag:"
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def json_line(result: Result) -> str:
-    """The result as one line of JSON (no newline), UTF-8 characters kept as they are."""
-    return json.dumps(result.to_dict(), ensure_ascii=False, separators=(",", ":"))
+def json_line(result: Result, claim: ClaimFields | None = None) -> str:
+    """The result as one line of JSON (no newline), UTF-8 characters kept as they are; with
+    `claim`, the claim's expected anchor, rel and match mode after the result's fields."""
+    record = result.to_dict()
+    if claim is not None:
+        record |= {
+            "expected_anchor": claim.expected_anchor,
+            "expected_rel": claim.expected_rel,
+            "match": claim.match,
+        }
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 def csv_header(tag_keys: Sequence[str]) -> list[str]:
-    """Column names: the contract's fields, the flattened link, then one column per tag."""
-    return [*FIELDS, *(f"link_{name}" for name in LINK_FIELDS), *(TAG_PREFIX + key for key in tag_keys)]
+    """Column names: the contract's fields, what was paid for, the flattened link, one column per tag."""
+    return [
+        *FIELDS,
+        *CLAIM_FIELDS,
+        *(f"link_{name}" for name in LINK_FIELDS),
+        *(TAG_PREFIX + key for key in tag_keys),
+    ]
 
 
-def csv_row(result: Result, tag_keys: Sequence[str]) -> list[str]:
+def csv_row(result: Result, claim: ClaimFields, tag_keys: Sequence[str]) -> list[str]:
     """The cells of `result` under `csv_header(tag_keys)`, formulas neutralised."""
+    return [neutralise(cell) for cell in cells(result, claim, tag_keys)]
+
+
+def cells(result: Result, claim: ClaimFields, tag_keys: Sequence[str]) -> list[str]:
+    """The cells of `result` under `csv_header(tag_keys)`, as text (the xlsx export types them)."""
     record = result.to_dict()
     link = record["link"] or {}
-    cells = [_cell(record[name]) for name in FIELDS]
-    cells += [
+    values = [_cell(record[name]) for name in FIELDS]
+    values += [_cell(claim.expected_anchor), _cell(claim.expected_rel), _cell(claim.match)]
+    values += [
         " ".join(link.get("rel", ())) if name == "rel" else _cell(link.get(name)) for name in LINK_FIELDS
     ]
-    cells += [_cell(result.tags.get(key)) for key in tag_keys]
-    return [neutralise(cell) for cell in cells]
+    values += [_cell(result.tags.get(key)) for key in tag_keys]
+    return values
 
 
 def neutralise(cell: str) -> str:

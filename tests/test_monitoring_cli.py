@@ -1,0 +1,187 @@
+"""Monitoring, reports and evidence through the real command line: a loopback site whose page
+changes between runs, real SQLite files, real subprocesses, a real webhook."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from aiohttp import web
+from contract import TARGET, cli, html, linked
+from servers import Server, Servers
+
+LINKED = linked(text="running shoes")
+GONE = html("<main><p>The link was removed.</p></main>")
+
+
+class Site:
+    """One page whose body a test changes between runs, and a webhook that keeps what it gets."""
+
+    def __init__(self) -> None:
+        self.body = LINKED
+        self.posted: list[dict[str, Any]] = []
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/robots.txt", self._robots)
+        app.router.add_get("/post", self._page)
+        app.router.add_get("/other", self._other)
+        app.router.add_post("/hook", self._hook)
+        return app
+
+    async def _robots(self, request: web.Request) -> web.Response:
+        return web.Response(text="User-agent: *\nAllow: /\n")
+
+    async def _page(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.body, content_type="text/html")
+
+    async def _other(self, request: web.Request) -> web.Response:
+        return web.Response(text=LINKED, content_type="text/html")
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        self.posted.append(await request.json())
+        return web.Response(status=204)
+
+
+@pytest.fixture
+async def changing(servers: Servers, tmp_path: Path) -> tuple[Site, Server]:
+    site = Site()
+    server = await servers.app(site.app())
+    (tmp_path / "claims.csv").write_text(
+        "id,source_url,target_url,expected_anchor,vendor,price\n"
+        f"c1,{server.url('/post')},{TARGET},running shoes,acme,100\n"
+        f"c2,{server.url('/other')},{TARGET},,globex,50\n"
+    )
+    return site, server
+
+
+async def verify(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    done = await cli("verify", *args, "--db", "c.sqlite", cwd=tmp_path, env=env)
+    return done.code, done.stdout, done.stderr
+
+
+class TestLossConfirmed:
+    async def test_a_removed_link_is_suspect_then_lost(
+        self, changing: tuple[Site, Server], tmp_path: Path
+    ) -> None:
+        """Run 1 live; the link goes: run 2 suspect (no event); run 3 lost, reported by changes,
+        history, --events, --fail-on-event and the webhook."""
+        site, server = changing
+        hook = {"CRAWLER_NOTIFY": server.url("/hook")}
+        assert (await verify(tmp_path, "claims.csv", "-q", env=hook))[0] == 0
+        site.body = GONE
+        code, _, _ = await verify(tmp_path, "-q", "--fail-on-event", "lost", env=hook)
+        assert code == 0  # one miss is not a loss
+        code, events, err = await verify(tmp_path, "-q", "--fail-on-event", "lost", "--events", "-", env=hook)
+        assert code == 1, err
+        assert "--fail-on-event matched 1 lost" in err
+        (lost,) = [json.loads(line) for line in events.splitlines()]
+        assert (lost["claim_id"], lost["event"], lost["reason"]) == ("c1", "lost", "link_removed")
+        assert (lost["old_state"], lost["new_state"]) == ("suspect", "lost")
+
+        changes = await cli("changes", "--db", "c.sqlite", "--format", "jsonl", cwd=tmp_path)
+        assert [json.loads(line)["event"] for line in changes.stdout.splitlines()] == ["lost"]
+        history = await cli("history", "c1", "--db", "c.sqlite", "--format", "jsonl", cwd=tmp_path)
+        rows = [json.loads(line) for line in history.stdout.splitlines()]
+        assert [row["state"] for row in rows[:-1]] == ["live", "suspect", "lost"]
+        assert [row["events"] for row in rows[:-1]] == [["found"], [], ["lost"]]
+        assert rows[-1]["summary"]["live_runs"] == 1
+        assert rows[-1]["summary"]["runs"] == 3
+
+        assert len(site.posted) == 3
+        last = site.posted[-1]
+        assert last["by_state"]["lost"] == 1
+        assert last["by_severity"]["losses"][0]["events"][0]["event"] == "lost"
+
+        report = json.loads(
+            (await cli("report", "--db", "c.sqlite", "--format", "json", cwd=tmp_path)).stdout
+        )
+        assert report["lost_since_previous_run"] == 1
+        assert report["by_state"]["lost"] == 1
+        assert [point["lost"] for point in report["runs"]] == [0, 0, 1]
+
+        again = await verify(tmp_path, "-q", "--states", "lost")
+        assert again[0] == 0
+        runs = [
+            json.loads(line)
+            for line in (
+                await cli("runs", "--db", "c.sqlite", "--format", "jsonl", cwd=tmp_path)
+            ).stdout.splitlines()
+        ]
+        assert runs[0]["claims"] == 1  # only the lost claim
+
+    async def test_rebuild_gives_the_same_rows(self, changing: tuple[Site, Server], tmp_path: Path) -> None:
+        """`crawler history --rebuild` recomputes states and events from the results alone: same rows."""
+        site, _ = changing
+        assert (await verify(tmp_path, "claims.csv", "-q"))[0] == 0
+        site.body = GONE
+        for _ in range(2):
+            assert (await verify(tmp_path, "-q"))[0] == 0
+        listed = await cli("runs", "--db", "c.sqlite", "--format", "jsonl", cwd=tmp_path)
+        first = json.loads(listed.stdout.splitlines()[-1])["id"]
+        every_event = [("--run", first), ("--since", first)]
+
+        async def events() -> list[str]:
+            found = []
+            for option, run_id in every_event:
+                done = await cli(
+                    "changes", "--db", "c.sqlite", option, run_id, "--format", "jsonl", cwd=tmp_path
+                )
+                assert done.code == 0, done.stderr
+                found += done.stdout.splitlines()
+            return found
+
+        before = await events()
+        rebuilt = await cli("history", "--rebuild", "--db", "c.sqlite", cwd=tmp_path)
+        assert rebuilt.code == 0, rebuilt.stderr
+        assert await events() == before
+        assert [json.loads(line)["event"] for line in before] == ["found", "found", "lost"]
+
+
+class TestReportsAndExports:
+    async def test_html_report_and_xlsx_export(self, changing: tuple[Site, Server], tmp_path: Path) -> None:
+        """report --html writes one self-contained file; export --format xlsx a sheet with what was paid."""
+        assert (await verify(tmp_path, "claims.csv", "-q"))[0] == 0
+        done = await cli(
+            "report", "--db", "c.sqlite", "--html", "report.html", "--by", "vendor", cwd=tmp_path
+        )
+        assert done.code == 0, done.stderr
+        page = (tmp_path / "report.html").read_text(encoding="utf-8")
+        assert "Content-Security-Policy" in page
+        assert "<script" not in page
+        assert "acme" in page
+        done = await cli(
+            "export", "--db", "c.sqlite", "--format", "xlsx", "--output", "out.xlsx", cwd=tmp_path
+        )
+        assert done.code == 0, done.stderr
+        sheet = openpyxl.load_workbook(tmp_path / "out.xlsx", read_only=True).active
+        assert sheet is not None
+        rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+        header = rows[0]
+        assert header[:3] == ["claim_id", "source_url", "target_url"]
+        record = dict(zip(header, rows[1], strict=True))
+        assert (record["claim_id"], record["expected_anchor"], record["status"]) == (
+            "c1",
+            "running shoes",
+            "verified",
+        )
+        assert [row[0] for row in rows[1:]] == ["c1", "c2"]  # input order
+
+    async def test_evidence_command(self, changing: tuple[Site, Server], tmp_path: Path) -> None:
+        """`crawler evidence` prints where the page's record lies and, with --body, the body itself."""
+        assert (await verify(tmp_path, "claims.csv", "-q", "--archive", "warc"))[0] == 0
+        done = await cli("evidence", "c1", "--db", "c.sqlite", cwd=tmp_path)
+        assert done.code == 0, done.stderr
+        fields = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+        assert list(fields) == ["file", "offset", "record_id", "url", "date", "http_status", "body_sha256"]
+        assert fields["http_status"] == "200"
+        body = await cli("evidence", "c1", "--db", "c.sqlite", "--body", cwd=tmp_path)
+        assert body.stdout == LINKED
+        assert hashlib.sha256(body.stdout.encode()).hexdigest() == fields["body_sha256"]
+        unknown = await cli("evidence", "nope", "--db", "c.sqlite", cwd=tmp_path)
+        assert unknown.code == 2
+        assert "nope" in unknown.stderr
