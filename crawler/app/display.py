@@ -7,7 +7,6 @@ rich tables, plain text when the stream is not a terminal.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -19,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 from rich.text import Text
 
+from crawler.app.export import cell as _cell
 from crawler.app.export import neutralise
 from crawler.core.history import Event
 from crawler.models import Result, Status
@@ -27,7 +27,7 @@ from crawler.store.base import Report, RunInfo
 LOG_EVERY = 10.0
 """Seconds between two progress log lines when standard error is not a terminal."""
 _REFRESH = 0.1
-_STYLE = {
+STATUS_STYLE = {
     Status.VERIFIED: "green",
     Status.NOFOLLOW: "yellow",
     Status.NOT_INDEXABLE: "yellow",
@@ -147,7 +147,7 @@ class ProgressBar(_Counts):
         self._progress.stop()
 
     def _line(self) -> Text:
-        parts = [Text(f"{s.value} {n}", style=_STYLE[s]) for s in Status if (n := self.by_status[s])]
+        parts = [Text(f"{s.value} {n}", style=STATUS_STYLE[s]) for s in Status if (n := self.by_status[s])]
         return Text("  ").join(parts)
 
 
@@ -252,7 +252,7 @@ def _tag_tables(report: Report, only: Collection[str] | None) -> Iterator[Table]
 
 
 def _status(status: Status) -> Text:
-    return Text(status.value, style=_STYLE[status])
+    return Text(status.value, style=STATUS_STYLE[status])
 
 
 def _status_words(counts: Mapping[Status, int]) -> dict[str, int]:
@@ -403,13 +403,3 @@ def history_table(claim_id: str, records: Sequence[Mapping[str, Any]]) -> Group:
         f"last seen {summary['last_seen_run']}; live in {summary['live_runs']} of {summary['runs']} runs"
     )
     return Group(table, Text(line))
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return str(value)

@@ -73,28 +73,29 @@ def csv_header(tag_keys: Sequence[str]) -> list[str]:
 
 def csv_row(result: Result, claim: ClaimFields, tag_keys: Sequence[str]) -> list[str]:
     """The cells of `result` under `csv_header(tag_keys)`, formulas neutralised."""
-    return [neutralise(cell) for cell in cells(result, claim, tag_keys)]
+    return [neutralise(text) for text in cells(result, claim, tag_keys)]
 
 
 def cells(result: Result, claim: ClaimFields, tag_keys: Sequence[str]) -> list[str]:
     """The cells of `result` under `csv_header(tag_keys)`, as text (the xlsx export types them)."""
     record = result.to_dict()
     link = record["link"] or {}
-    values = [_cell(record[name]) for name in FIELDS]
-    values += [_cell(claim.expected_anchor), _cell(claim.expected_rel), _cell(claim.match)]
+    values = [cell(record[name]) for name in FIELDS]
+    values += [cell(claim.expected_anchor), cell(claim.expected_rel), cell(claim.match)]
     values += [
-        " ".join(link.get("rel", ())) if name == "rel" else _cell(link.get(name)) for name in LINK_FIELDS
+        " ".join(link.get("rel", ())) if name == "rel" else cell(link.get(name)) for name in LINK_FIELDS
     ]
-    values += [_cell(result.tags.get(key)) for key in tag_keys]
+    values += [cell(result.tags.get(key)) for key in tag_keys]
     return values
 
 
-def neutralise(cell: str) -> str:
-    """`cell` with a leading `'` when a spreadsheet would take it for a formula."""
-    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+def neutralise(text: str) -> str:
+    """`text` with a leading `'` when a spreadsheet would take it for a formula."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
+    """A value as a cell's text: null empty, booleans true/false, lists and objects as JSON."""
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -13,19 +13,9 @@ from rich.console import Group, RenderableType
 from rich.table import Column, Table
 from rich.text import Text
 
+from crawler.app.display import STATUS_STYLE
 from crawler.core.figures import Figures, TagFigures
-from crawler.models import Status
 
-_STYLE = {
-    Status.VERIFIED: "green",
-    Status.NOFOLLOW: "yellow",
-    Status.NOT_INDEXABLE: "yellow",
-    Status.MISSING: "red",
-    Status.PAGE_ERROR: "red",
-    Status.UNREACHABLE: "magenta",
-    Status.BLOCKED: "magenta",
-    Status.INVALID: "dim",
-}
 TAG_ROWS = 20
 """Values shown per tag column (worst first); `report --format json` and the HTML report have all."""
 
@@ -74,7 +64,7 @@ def _statuses(figures: Figures) -> Table:
     )
     for status, n in figures.statuses.items():
         share = _share(n / figures.claims) if figures.claims else "-"
-        table.add_row(Text(status.value, style=_STYLE[status]), str(n), share)
+        table.add_row(Text(status.value, style=STATUS_STYLE[status]), str(n), share)
     table.add_section()
     table.add_row("total", str(figures.claims), "")
     return table
