@@ -527,11 +527,14 @@ async def _start_slow_run(
 
 @pytest.mark.slow  # slow runs stopped by a signal, then resumed: 7 to 10 s each
 class TestInterrupt:
-    @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
+    @pytest.mark.parametrize(
+        "signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name
+    )
     async def test_stop_mid_run_then_resume(
         self, servers: Servers, tmp_path: Path, signum: signal.Signals
     ) -> None:
-        """A stopped run (SIGTERM, SIGINT: exit 130 fast; kill -9) resumes; each claim is decided once."""
+        """A stopped run (SIGTERM, SIGINT, SIGHUP, the terminal closed: exit 130 fast; kill -9) resumes;
+        each claim is decided once."""
         slow, process, _ = await _start_slow_run(servers, tmp_path, pages=8)
         stopped_at = time.monotonic()
         process.send_signal(signum)
