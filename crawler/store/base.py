@@ -275,6 +275,8 @@ class ResultWriter:
         self._on_saved = on_saved
         self._buffer: list[Result] = []
         self._ticker: asyncio.Task[None] | None = None
+        self._timed: asyncio.Future[None] | None = None
+        """The flush the ticker started: never cut short (its results must all reach `on_saved`)."""
 
     async def __aenter__(self) -> ResultWriter:
         self._ticker = asyncio.create_task(self._tick())
@@ -284,14 +286,18 @@ class ResultWriter:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         ticker, self._ticker = self._ticker, None
-        if ticker is not None:
-            ticker.cancel()
-        # The save runs in a task of its own, which a second cancellation while awaiting here
-        # does not stop: nothing already buffered is lost.
-        await self.flush()
-        if ticker is not None:
-            await asyncio.wait([ticker])  # unlike awaiting it, never swallows our own cancellation
-            failed = _failure(ticker)
+        try:
+            if ticker is not None:
+                ticker.cancel()  # stops its sleep; a flush it started goes on, shielded
+                await asyncio.wait([ticker])  # unlike awaiting it, never swallows our own cancellation
+            if self._timed is not None:
+                await asyncio.wait([self._timed])  # its results reach on_saved before ours do
+        finally:
+            # The save runs in a task of its own, which a second cancellation while awaiting here
+            # does not stop: nothing already buffered is lost.
+            await self.flush()
+        for done in (ticker, self._timed):
+            failed = _failure(done) if done is not None else None
             if failed is not None and failed is not error:  # not raised by `add` already
                 raise failed
 
@@ -330,9 +336,13 @@ class ResultWriter:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self._max_delay)
-            await self.flush()
+            self._timed = asyncio.ensure_future(self.flush())
+            await asyncio.shield(self._timed)
 
 
-def _failure(ticker: asyncio.Task[None]) -> BaseException | None:
+def _failure(ticker: asyncio.Future[None]) -> BaseException | None:
     """What ended the timed saves, if anything did (a StoreError, unless the store has a bug)."""
-    return None if ticker.cancelled() else ticker.exception()
+    if not ticker.done() or ticker.cancelled():
+        return None
+    failed = ticker.exception()
+    return None if isinstance(failed, asyncio.CancelledError) else failed
