@@ -34,9 +34,12 @@ pytestmark = pytest.mark.slow
 HOSTS = tuple(f"127.0.0.{n}" for n in range(10, 60))
 PAGES = 3
 DELAY = 0.3
-GAP_TOLERANCE = 0.03  # the servers stamp arrivals when their loop gets to them: some 10 ms late under load
+GAP_TOLERANCE = 0.1
 """Seconds a gap between two request starts may fall short of `delay`, server side: the start is
-spaced from the moment the request's bytes left, and the server stamps it when it reads them."""
+spaced from the moment the request's bytes left, and the servers (50 of them, in the test's own
+event loop, on a 2-core machine beside three crawler processes and PostgreSQL) stamp it when their
+loop gets to it: up to some 60 ms late under load, seen in CI-like runs. Requests sent without
+spacing show gaps near 0, and the span of a host's requests must hold `delay` for each gap."""
 RUN_FIELDS = ("run_id", "checked_at", "elapsed_ms", "evidence", "state")
 WORKER = """
 import asyncio, json, sys
@@ -153,6 +156,9 @@ def assert_polite(sites: Sequence[Server]) -> None:
         starts = sorted(server.log.starts())
         gaps = [b - a for a, b in itertools.pairwise(starts)]
         assert min(gaps, default=DELAY) >= DELAY - GAP_TOLERANCE, (server.host, gaps)
+        # The whole span: lags cancel out but for the first and last stamps, so a host's requests
+        # as a whole started at least `delay` apart.
+        assert sum(gaps) >= len(gaps) * DELAY - GAP_TOLERANCE, (server.host, gaps)
         assert server.log.count("/robots.txt") == 1, server.host
 
 
