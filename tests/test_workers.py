@@ -17,10 +17,11 @@ from contract import TARGET, environ, html, linked, rows
 from servers import Server, Servers, redirect, respond
 
 DELAY = 0.25
-JITTER = 0.03
+JITTER = 0.08
 """The servers stamp a request when their event loop gets to it, not when it reached the socket:
 on a loaded 2-core machine (the crawler, its workers and the servers share it) that lag reaches
-some 10 ms. A request sent without waiting would show a gap near 0, far below DELAY - JITTER."""
+some 10 ms, and 60 ms was seen with more processes. A request sent without waiting shows a gap
+near 0, far below DELAY - JITTER; and the span of a host's requests must hold DELAY for each gap."""
 # Fields that tell two runs apart even when they agree (SPEC section 13).
 RUN_FIELDS = ("run_id", "checked_at", "elapsed_ms", "evidence")
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
@@ -118,6 +119,7 @@ class TestSameAsOneProcess:
             assert site.log.peak == 1
             gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
             assert min(gaps) >= DELAY - JITTER
+            assert sum(gaps) >= len(gaps) * DELAY - JITTER  # stamping lags cancel out over the span
 
 
 def workers_of(pid: int) -> list[int]:
