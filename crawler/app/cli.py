@@ -67,12 +67,12 @@ class UsageError(CrawlerError):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code. (`crawler.__main__` makes SIGTERM and SIGHUP
     stop it as Ctrl-C does until a run installs its own handlers.)"""
-    parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
-    if not words:  # a bare `crawler`: what it can do, not an error
-        parser.print_help()
-        return EXIT_OK
-    try:
+    try:  # from the first line: a SIGTERM while the parser is built is an interrupt too (130)
+        parser = build_parser()
+        if not words:  # a bare `crawler`: what it can do, not an error
+            parser.print_help()
+            return EXIT_OK
         args = parser.parse_args(_command_first(words))
         return int(args.handler(args))
     except CrawlerError as error:
