@@ -55,19 +55,18 @@ class Judge:
         results = [await self.decide(claim, fetched, final) for claim in claims]
         if self._renderer is None or fetched.page is None or not 200 <= (fetched.status or 0) < 300:
             return results
-        chosen = self._to_render(claims, results, fetched, final)
+        # Decoded once, for the gate and the browser alike.
+        html = decode.decode_html(final.body, final.header("content-type")).utf8 if final else None
+        chosen = self._to_render(claims, results, fetched, html)
         if not chosen:
             return results
         try:
-            return await self._rendered(claims, results, chosen, fetched, final)
+            return await self._rendered(claims, results, chosen, fetched, final, html)
         except CrawlerError:
             raise
         except Exception:  # a bug while rendering: the raw verdicts stand, flagged inconclusive
             log.exception("render_failed", url=fetched.final_url)
-            return [
-                _flagged(r, Flag.RENDER_FAILED) if i in chosen and _missing(r) else r
-                for i, r in enumerate(results)
-            ]
+            return _render_failed(results, chosen)
 
     async def decide(self, claim: Claim, fetched: Fetched, final: Response | None = None) -> Result:
         """The verdict on `claim` from the raw page (read again for it when it was read for others)."""
@@ -87,13 +86,13 @@ class Judge:
         return replace(result, body_sha256=fetched.body_sha256, evidence=fetched.evidence)
 
     def _to_render(
-        self, claims: Sequence[Claim], results: Sequence[Result], fetched: Fetched, final: Response | None
+        self, claims: Sequence[Claim], results: Sequence[Result], fetched: Fetched, html: bytes | None
     ) -> list[int]:
         """The indices of the claims to judge again on the rendered page (none: no render)."""
         if self._settings.render is RenderMode.ALWAYS:
             return list(range(len(claims)))
         missing = [i for i, result in enumerate(results) if result.status is Status.MISSING]
-        if not missing or final is None:
+        if not missing or html is None:
             return []
         raw = render_gate.RawPage(
             status=Status.MISSING,
@@ -103,8 +102,7 @@ class Judge:
             robots_index_allowed=fetched.robots_index_allowed,
             noindex=any(Flag.NOINDEX in results[i].flags for i in missing),
         )
-        body = decode.decode_html(final.body, final.header("content-type")).utf8
-        decision = render_gate.needs_render(raw, body, [claims[i].target_url for i in missing])
+        decision = render_gate.needs_render(raw, html, [claims[i].target_url for i in missing])
         log.debug("render_gate", url=fetched.final_url, render=decision.render, why=decision.why)
         return missing if decision.render else []
 
@@ -115,19 +113,15 @@ class Judge:
         chosen: list[int],
         fetched: Fetched,
         final: Response | None,
+        html: bytes | None,
     ) -> list[Result]:
         assert self._renderer is not None
         url = fetched.final_url or fetched.url
-        body = final.body if final is not None else b""
-        html = decode.decode_html(body, final.header("content-type") if final else None).utf8 if body else b""
         auto = self._settings.render is RenderMode.AUTO
         targets = [urls.Target.of(claims[i].target_url, claims[i].match) for i in chosen]
-        rendered = await self._renderer.render(url, html, wait_for=targets if auto else None)
+        rendered = await self._renderer.render(url, html or b"", wait_for=targets if auto else None)
         if rendered.html is None:
-            return [
-                _flagged(r, Flag.RENDER_FAILED) if i in chosen and _missing(r) else r
-                for i, r in enumerate(results)
-            ]
+            return _render_failed(results, chosen)
         document = rendered.html.encode("utf-8", "surrogatepass")
         read = await self._pages.reader.read(
             document, _RENDERED_TYPE, url, index_agent=self._settings.index_agent, targets=targets
