@@ -188,6 +188,17 @@ class TestNotOurs:
             line = error_line(await run(command, "--db", "c.sqlite", cwd=tmp_path), "c.sqlite")
             assert "file is not a database" in line
 
+    async def test_an_empty_file_left_by_a_kill(self, tmp_path: Path) -> None:
+        """SQLite makes the file before the store builds its schema (in one transaction): a kill
+        between the two leaves an empty file, which the next command builds on, losing nothing."""
+        (tmp_path / "c.sqlite").write_bytes(b"")
+        blocked_claims(tmp_path / "claims.csv", 2)
+        done = await run("verify", "claims.csv", "--db", "c.sqlite", "-q", cwd=tmp_path)
+        assert done.code == 0, done.stderr
+        assert rows(tmp_path / "c.sqlite", "SELECT claim_id, reason FROM results ORDER BY claim_id") == [
+            ("c0", "forbidden_address"), ("c1", "forbidden_address")
+        ]  # fmt: skip
+
     async def test_another_programs_database(self, tmp_path: Path) -> None:
         """A SQLite file of another program, user_version 1 ('no such table: runs' before): refused
         at open by every command, and left untouched."""
