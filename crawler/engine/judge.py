@@ -55,8 +55,11 @@ class Judge:
         results = [await self.decide(claim, fetched, final) for claim in claims]
         if self._renderer is None or fetched.page is None or not 200 <= (fetched.status or 0) < 300:
             return results
+        always = self._settings.render is RenderMode.ALWAYS
+        if final is None or not (always or any(r.status is Status.MISSING for r in results)):
+            return results  # most pages: nothing for the gate to decide, no second decode
         # Decoded once, for the gate and the browser alike.
-        html = decode.decode_html(final.body, final.header("content-type")).utf8 if final else None
+        html = decode.decode_html(final.body, final.header("content-type")).utf8
         chosen = self._to_render(claims, results, fetched, html)
         if not chosen:
             return results
@@ -86,13 +89,13 @@ class Judge:
         return replace(result, body_sha256=fetched.body_sha256, evidence=fetched.evidence)
 
     def _to_render(
-        self, claims: Sequence[Claim], results: Sequence[Result], fetched: Fetched, html: bytes | None
+        self, claims: Sequence[Claim], results: Sequence[Result], fetched: Fetched, html: bytes
     ) -> list[int]:
         """The indices of the claims to judge again on the rendered page (none: no render)."""
         if self._settings.render is RenderMode.ALWAYS:
             return list(range(len(claims)))
         missing = [i for i, result in enumerate(results) if result.status is Status.MISSING]
-        if not missing or html is None:
+        if not missing:
             return []
         raw = render_gate.RawPage(
             status=Status.MISSING,
@@ -112,14 +115,14 @@ class Judge:
         results: list[Result],
         chosen: list[int],
         fetched: Fetched,
-        final: Response | None,
-        html: bytes | None,
+        final: Response,
+        html: bytes,
     ) -> list[Result]:
         assert self._renderer is not None
         url = fetched.final_url or fetched.url
         auto = self._settings.render is RenderMode.AUTO
         targets = [urls.Target.of(claims[i].target_url, claims[i].match) for i in chosen]
-        rendered = await self._renderer.render(url, html or b"", wait_for=targets if auto else None)
+        rendered = await self._renderer.render(url, html, wait_for=targets if auto else None)
         if rendered.html is None:
             return _render_failed(results, chosen)
         document = rendered.html.encode("utf-8", "surrogatepass")
