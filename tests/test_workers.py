@@ -16,6 +16,10 @@ import pytest
 from contract import TARGET, environ, html, linked, rows
 from servers import Server, Servers, redirect, respond
 
+from crawler.core import urls
+from crawler.core.urls import MatchMode
+from crawler.engine.parsing import PoolReader, WorkerError, read_page
+
 DELAY = 0.25
 JITTER = 0.08
 """The servers stamp a request when their event loop gets to it, not when it reached the socket:
@@ -217,3 +221,51 @@ class TestWorkerDeath:
                 break
             await asyncio.sleep(0.05)
         assert not any(alive(pid) for pid in workers)
+
+
+class TestPoolReader:
+    """The pool itself, in this process: answers reach their questions, errors travel back."""
+
+    async def test_answers_match_their_questions(self) -> None:
+        """Pages of different sizes asked all at once: each answer is that of its own page."""
+        targets = (urls.Target.of(TARGET, MatchMode.EXACT),)
+        bodies = [
+            html(f'<p>{"filler " * size}</p><a href="{TARGET}">page {n}</a>').encode()
+            for n, size in enumerate([0, 50_000, 10, 200_000, 3, 0, 80_000, 1] * 4)
+        ]
+        alone = [read_page(body, "text/html", f"http://a.test/{n}", index_agent="googlebot", targets=targets)
+                 for n, body in enumerate(bodies)]  # fmt: skip
+        async with PoolReader(2) as pool:
+            pooled = await asyncio.gather(*(
+                pool.read(body, "text/html", f"http://a.test/{n}", index_agent="googlebot", targets=targets)
+                for n, body in enumerate(bodies)
+            ))  # fmt: skip
+        assert pooled == alone
+        assert [page.links[0].text for page, _, _ in pooled if page] == [f"page {n}" for n in range(32)]
+
+    async def test_a_failure_in_a_worker_is_that_pages_alone(self) -> None:
+        """A page whose reading raises fails with that exception; the next page reads fine."""
+        wrong: Any = ("not a target",)
+        async with PoolReader(2) as pool:
+            with pytest.raises(AttributeError):
+                await pool.read(
+                    b"<a href=/x>x</a>", "text/html", "http://a.test/", index_agent="g", targets=wrong
+                )
+            page, _, _ = await pool.read(b"<a href=/x>x</a>", "text/html", "http://a.test/", index_agent="g",
+                                         targets=None)  # fmt: skip
+        assert page is not None
+        assert [link.url for link in page.links] == ["http://a.test/x"]
+
+    async def test_a_killed_worker_fails_every_page_asked(self) -> None:
+        """kill -9 of a worker: the pages asked of it and every later page fail with WorkerError."""
+        body = html(f"<p>{'filler ' * 100_000}</p>").encode()
+        async with PoolReader(2) as pool:
+            asked = [asyncio.ensure_future(pool.read(body, "text/html", "http://a.test/", index_agent="g",
+                                                     targets=None)) for _ in range(20)]  # fmt: skip
+            await asyncio.sleep(0)
+            for process in pool.processes:
+                os.kill(process, signal.SIGKILL)
+            outcomes = await asyncio.gather(*asked, return_exceptions=True)
+            assert any(isinstance(outcome, WorkerError) for outcome in outcomes)
+            with pytest.raises(WorkerError, match="worker process died"):
+                await pool.read(body, "text/html", "http://a.test/", index_agent="g", targets=None)
