@@ -232,6 +232,19 @@ class Link:
 
 
 @dataclass(frozen=True, slots=True)
+class ScriptSigns:
+    """Whether a page looks built by scripts, as the `auto` render gate reads it
+    (`crawler.core.render_gate`), noted while the page is parsed for its links anyway."""
+
+    has_links: bool
+    """An `<a href>` or `<area href>` in the document as parsed (not in `<noscript>` content)."""
+    empty_app_root: bool
+    """An element with a single-page framework's mount id that shows nothing."""
+    named: frozenset[str]
+    """The target URLs whose host or registrable domain the markup names outside every link."""
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     """What the HTML of one fetched page says, independent of any claim."""
 
@@ -252,6 +265,8 @@ class Page:
     targets: tuple[urls.Target, ...] | None = None
     """The targets the page was read for (`links` then holds only the links that may go to their
     sites, see `extract.parse_page`); None: read whole."""
+    script_signs: ScriptSigns | None = None
+    """The render gate's signs for the targets without a matching link, when asked and some are."""
 
     def covers(self, target: urls.Target) -> bool:
         """True when a verdict on `target` may be read off this page."""

@@ -8,8 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from crawler.core import extract, urls
 from crawler.core.decode import decode_html
-from crawler.core.render_gate import MOUNT_IDS, RawPage, RenderDecision, RenderReason, Skip, needs_render
+from crawler.core.render_gate import (
+    MOUNT_IDS,
+    RawPage,
+    RenderDecision,
+    RenderReason,
+    Skip,
+    decide,
+    needs_render,
+)
 from crawler.models import Status
 
 TARGET = "https://www.target-shop.example/spring-sale"
@@ -35,8 +44,19 @@ ARTICLE = """<!doctype html><html><head><title>Spring gardening</title>
 <footer><a href="/privacy">Privacy</a></footer>{extra}</body></html>"""
 
 
+def _gate(html: str | bytes, targets: tuple[str, ...]) -> RenderDecision:
+    """The gate's decision on a missing page, checked against the one the engine takes: from the
+    signs the extractor noted on its own tree while it read the page for those targets."""
+    decision = needs_render(MISSING, html, targets)
+    wanted = [urls.Target.of(target, urls.MatchMode.PAGE) for target in targets]
+    page = extract.parse_page(html, "https://site.test/post", targets=wanted, script_signs=True)
+    if page.script_signs is not None:  # None: every target has a link there (no claim is missing)
+        assert decide(MISSING, page.script_signs, targets) == decision
+    return decision
+
+
 def _reasons(html: str | bytes, *targets: str) -> RenderReason | None:
-    return needs_render(MISSING, html, targets or (TARGET,)).reasons
+    return _gate(html, targets or (TARGET,)).reasons
 
 
 def _article(extra: str) -> str:
@@ -87,7 +107,7 @@ class TestScriptBuiltPages:
         <script defer src="/static/js/main.3f2a.js"></script></head>
         <body><noscript>You need to enable JavaScript to run this app.</noscript>
         <div id="root"></div></body></html>"""
-        decision = needs_render(MISSING, html, [TARGET])
+        decision = _gate(html, (TARGET,))
         assert decision.reasons == EMPTY | NO_LINKS
         assert decision.render
         assert decision.why == ("empty_app_root", "no_links")
@@ -229,6 +249,19 @@ class TestStaticPages:
         """A mount that shows something, or an element that is no mount, is no sign."""
         assert _reasons(_article(mount)) is None
 
+    def test_links_only_in_noscript_content(self) -> None:
+        """Links in `<noscript>` content are read as links (section 4), but a browser running
+        scripts shows none of them: to the gate such a page has no link, and a mount holding
+        only such content is empty (the extractor's tree, changed by reading them, is not used)."""
+        html = (
+            '<html><body><div id="root"><noscript><a href="/plain">plain site</a></noscript></div>'
+            "<noscript><p>Enable JavaScript or <a href='/lite'>use the lite site</a></p></noscript>"
+            "</body></html>"
+        )
+        assert _reasons(html) == EMPTY | NO_LINKS
+        whole = extract.parse_page(html, "https://site.test/")
+        assert [link.url for link in whole.links] == ["https://site.test/plain", "https://site.test/lite"]
+
     def test_links_only_in_svg_xlink_or_without_href(self) -> None:
         """An `<a>` without href and an SVG `xlink:href` are no links: such a page has none."""
         html = '<html><body><a name="top">Top</a><svg><a xlink:href="/x">x</a></svg></body></html>'
@@ -279,7 +312,7 @@ def test_corpus_pages_with_a_made_up_target(shared: Path) -> None:
     """Real article pages do not trigger the gate: only link-less fixtures do, by `no_links`."""
     fired = {}
     for path, body in _corpus(shared):
-        decision = needs_render(MISSING, body, [MADE_UP])
+        decision = _gate(body, (MADE_UP,))
         assert decision.render is not bool(_LINK_TAG.search(body)), path.name
         if decision.render:
             fired[path] = decision.reasons
@@ -297,8 +330,8 @@ def test_corpus_pages_find_a_state_blob_and_ignore_a_link(shared: Path) -> None:
     for path, body in _corpus(shared):
         end = body.lower().rfind(b"</body>")
         end = len(body) if end < 0 else end
-        with_blob = needs_render(MISSING, body[:end] + blob + body[end:], [MADE_UP]).reasons
-        with_link = needs_render(MISSING, body[:end] + link + body[end:], [MADE_UP]).reasons
+        with_blob = _gate(body[:end] + blob + body[end:], (MADE_UP,)).reasons
+        with_link = _gate(body[:end] + link + body[end:], (MADE_UP,)).reasons
         assert with_blob is not None, path.name
         assert OUTSIDE in with_blob, path.name
         assert with_link is None or OUTSIDE not in with_link, path.name

@@ -60,7 +60,7 @@ from dataclasses import dataclass
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from crawler.core import urls
+from crawler.core import render_gate, urls
 from crawler.models import Link, Page, Region
 
 INDEX_LIMIT_BYTES = 2 * 1024 * 1024
@@ -152,6 +152,7 @@ def parse_page(
     index_agent: str = "Googlebot",
     targets: Sequence[urls.Target] | None = None,
     encoding: str = "utf-8",
+    script_signs: bool = False,
 ) -> Page:
     """What the page at final URL `url` says; see the module docstring for the rules.
 
@@ -159,7 +160,8 @@ def parse_page(
     bytes, so a body that came in UTF-8 is parsed without being decoded first. `encoding` is the
     WHATWG name of the encoding it was decoded from (`decode.Decoded.encoding`): the queries of
     its URLs are written in it (`urls.resolve`). `targets`: the claimed targets, when known; see
-    "Reading for the claimed targets" in the module docstring.
+    "Reading for the claimed targets" in the module docstring. `script_signs`: note the `auto`
+    render gate's signs (`render_gate.script_signs`) when some target has no matching link.
     """
     data = html.encode("utf-8", "surrogatepass") if isinstance(html, str) else html
     data = data.removeprefix(_UTF8_BOM)  # a byte-order mark left by a decoder is no text of the page
@@ -172,7 +174,11 @@ def parse_page(
     thin = found.http_links < CHALLENGE_MAX_LINKS
     visible_text = None
     link_urls = [link.url for link in found.links]
-    if targets is None or thin or any(not target.matching(link_urls) for target in targets):
+    unmatched = [] if targets is None else [t.url for t in targets if not t.matching(link_urls)]
+    signs = None
+    if script_signs and unmatched:  # on this tree, unless a `<noscript>` read as markup changed it
+        signs = render_gate.script_signs(data, unmatched, None if elements.noscript_read else tree)
+    if targets is None or thin or unmatched:
         visible_text = _visible_text(tree)  # last: it strips the tree of what is unseen
     return Page(
         url=url,
@@ -185,6 +191,7 @@ def parse_page(
         bot_challenge=thin and _is_bot_challenge(data, _title(tree), visible_text or ""),
         outbound_links=found.outbound,
         targets=None if targets is None else tuple(targets),
+        script_signs=signs,
     )
 
 
@@ -277,6 +284,8 @@ class _Elements:
     unread: dict[int, list[LexborNode]]
     """The `<noscript>`s inside a link (by its `mem_id`) whose content is read as markup when the
     link's text is (`_noscript`)."""
+    noscript_read: bool
+    """Some `<noscript>` content outside links was read as markup: the tree is not the parser's."""
 
 
 def _gather(tree: LexborHTMLParser) -> _Elements:
@@ -290,6 +299,7 @@ def _gather(tree: LexborHTMLParser) -> _Elements:
     base_href = None
     metas = []
     unread: dict[int, list[LexborNode]] = {}
+    noscript_read = False
     for node in tree.css(_BESIDE_LINKS):
         tag = node.tag_id
         if tag in _META_TAGS:
@@ -298,29 +308,33 @@ def _gather(tree: LexborHTMLParser) -> _Elements:
             if base_href is None:
                 base_href = node.attrs.sget("href", None)
         elif tag in _NOSCRIPT_TAGS:
-            _noscript(node, unread)
+            noscript_read |= _noscript(node, unread)
         else:
             node.decompose(recursive=False)  # a script or style inside a link: no text of it
     links = tree.css(LINKS)
     hrefs = [node.attrs.sget("href", None) for node in links]  # a bare `href` is ""
     if None in hrefs:
         links = [node for node, href in zip(links, hrefs, strict=True) if href is not None]
-    return _Elements(links, [href for href in hrefs if href is not None], base_href, metas, unread)
+    hrefs_read = [href for href in hrefs if href is not None]
+    return _Elements(links, hrefs_read, base_href, metas, unread, noscript_read)
 
 
-def _noscript(element: LexborNode, unread: dict[int, list[LexborNode]]) -> None:
+def _noscript(element: LexborNode, unread: dict[int, list[LexborNode]]) -> bool:
     """Reads the content of a `<noscript>` as markup when it may hold a link; else files it under
-    the link around it, if any, to be read when that link's text is (nothing else reads it)."""
+    the link around it, if any, to be read when that link's text is (nothing else reads it).
+    True when it was read (the tree changed)."""
     markup = _markup(element)
     if markup is None:
-        return
+        return False
     link, html = _noscript_place(element)
     if not html:
-        return
+        return False
     if "<a" in markup.lower():  # `<a` and `<area`
         _read_as_markup(element, markup)
-    elif link is not None:
+        return True
+    if link is not None:
         unread.setdefault(link, []).append(element)
+    return False
 
 
 def _markup(element: LexborNode) -> str | None:

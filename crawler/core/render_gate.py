@@ -20,7 +20,9 @@ leaves open, decided here:
   white space, comments, and `script`, `style`, `template` or `noscript` elements (nothing a
   browser running scripts shows).
 - "No `<a href>` at all": neither `<a href>` nor `<area href>`, the links of section 4.
-- The document is parsed as `extract` parses it (Lexbor, scripting on), so both read one tree.
+- The document is parsed as `extract` parses it (Lexbor, scripting on), so both read one tree:
+  when it reads a page for claimed targets and asked to, the extractor notes the signs
+  (`script_signs`) on the tree it has built anyway, and the gate decides from them (`decide`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from enum import Flag, StrEnum, auto
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from crawler.core import urls
-from crawler.models import Status
+from crawler.models import ScriptSigns, Status
 
 MOUNT_IDS = ("root", "app", "__next", "__nuxt", "___gatsby")
 """The ids single-page frameworks mount on: React (create-react-app, Vite), Vue, Next, Nuxt, Gatsby."""
@@ -113,18 +115,46 @@ def needs_render(page: RawPage, html: str | bytes, targets: Sequence[str]) -> Re
     if skipped is not None:
         return RenderDecision(skipped=skipped)
     data = html.encode("utf-8", "surrogatepass") if isinstance(html, str) else html
-    data = data.removeprefix(_UTF8_BOM)
-    names = _names(targets)
-    tree = LexborHTMLParser(data, scripting=True)
+    return decide(page, script_signs(data, targets), targets)
+
+
+def decide(page: RawPage, signs: ScriptSigns, targets: Sequence[str]) -> RenderDecision:
+    """`needs_render` from signs read before (`script_signs`, for `targets` or more of them)."""
+    skipped = _precondition(page)
+    if skipped is not None:
+        return RenderDecision(skipped=skipped)
     reasons = RenderReason(0)
-    if not _has_link(tree):
+    if not signs.has_links:
         reasons |= RenderReason.NO_LINKS
-    if any(_is_empty(mount) for mount in tree.css(_MOUNTS)):
+    if signs.empty_app_root:
         reasons |= RenderReason.EMPTY_APP_ROOT
-    # Last: it takes the links out of the tree.
-    if names and _mentions(data.lower(), names) and _mentioned_outside_links(tree, names):
+    if any(target in signs.named for target in targets):
         reasons |= RenderReason.TARGET_OUTSIDE_LINKS
     return RenderDecision(reasons=reasons) if reasons else RenderDecision(skipped=Skip.LOOKS_STATIC)
+
+
+def script_signs(data: bytes, targets: Sequence[str], tree: LexborHTMLParser | None = None) -> ScriptSigns:
+    """The signs that the document `data` (UTF-8) is built by scripts, the targets named outside
+    its links among `targets`.
+
+    `tree`: `data` already parsed as this module parses it, read and left unchanged (the extractor
+    passes its own, sparing a second parse of the page); None parses it here.
+    """
+    data = data.removeprefix(_UTF8_BOM)
+    if tree is None:
+        tree = LexborHTMLParser(data, scripting=True)
+    names = {target: _names([target]) for target in targets}
+    lowered = data.lower()
+    mentioned = [target for target, spelled in names.items() if spelled and _mentions(lowered, spelled)]
+    named: frozenset[str] = frozenset()
+    if mentioned:  # rare: a tree of its own, whose links are taken out
+        serialised = _without_links(LexborHTMLParser(data, scripting=True))
+        named = frozenset(target for target in mentioned if _mentions(serialised, names[target]))
+    return ScriptSigns(
+        has_links=_has_link(tree),
+        empty_app_root=any(_is_empty(mount) for mount in tree.css(_MOUNTS)),
+        named=named,
+    )
 
 
 def _precondition(page: RawPage) -> Skip | None:
@@ -200,8 +230,8 @@ def _is_empty(mount: LexborNode) -> bool:
     return True
 
 
-def _mentioned_outside_links(tree: LexborHTMLParser, names: Sequence[bytes]) -> bool:
-    """True when one of `names` occurs in the document once its links are taken out of it.
+def _without_links(tree: LexborHTMLParser) -> bytes:
+    """The document, lower-cased UTF-8, once its links are taken out of it.
 
     The serialised document spells the names as the markup did, character references resolved;
     `remove` (not `decompose`) so that a link nested in a removed one stays valid memory.
@@ -209,5 +239,4 @@ def _mentioned_outside_links(tree: LexborHTMLParser, names: Sequence[bytes]) -> 
     for node in tree.css(_LINKS):
         if "href" in node.attributes:
             node.remove()
-    serialised = tree.html or ""
-    return _mentions(serialised.encode("utf-8", "surrogatepass").lower(), names)
+    return (tree.html or "").encode("utf-8", "surrogatepass").lower()

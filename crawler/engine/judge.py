@@ -24,7 +24,7 @@ from crawler.engine.fetch import Response
 from crawler.engine.pages import PageFetcher
 from crawler.engine.render import Renderer
 from crawler.errors import CrawlerError
-from crawler.models import Claim, Fetched, Flag, Reason, Result, Status
+from crawler.models import Claim, Fetched, Flag, Page, Reason, Result, Status
 
 log = logs.get_logger(__name__)
 
@@ -55,14 +55,12 @@ class Judge:
         results = [await self.decide(claim, fetched, final) for claim in claims]
         if self._renderer is None or fetched.page is None or not 200 <= (fetched.status or 0) < 300:
             return results
-        always = self._settings.render is RenderMode.ALWAYS
-        if final is None or not (always or any(r.status is Status.MISSING for r in results)):
-            return results  # most pages: nothing for the gate to decide, no second decode
-        # Decoded once, for the gate and the browser alike.
-        html = decode.decode_html(final.body, final.header("content-type")).utf8
-        chosen = self._to_render(claims, results, fetched, html)
+        if final is None:
+            return results
+        chosen = self._to_render(claims, results, fetched, final)
         if not chosen:
             return results
+        html = decode.decode_html(final.body, final.header("content-type")).utf8
         try:
             return await self._rendered(claims, results, chosen, fetched, final, html)
         except CrawlerError:
@@ -89,14 +87,14 @@ class Judge:
         return replace(result, body_sha256=fetched.body_sha256, evidence=fetched.evidence)
 
     def _to_render(
-        self, claims: Sequence[Claim], results: Sequence[Result], fetched: Fetched, html: bytes
+        self, claims: Sequence[Claim], results: Sequence[Result], fetched: Fetched, final: Response
     ) -> list[int]:
         """The indices of the claims to judge again on the rendered page (none: no render)."""
         if self._settings.render is RenderMode.ALWAYS:
             return list(range(len(claims)))
         missing = [i for i, result in enumerate(results) if result.status is Status.MISSING]
         if not missing:
-            return []
+            return []  # most pages: nothing for the gate to decide
         raw = render_gate.RawPage(
             status=Status.MISSING,
             http_status=fetched.status,
@@ -105,7 +103,13 @@ class Judge:
             robots_index_allowed=fetched.robots_index_allowed,
             noindex=any(Flag.NOINDEX in results[i].flags for i in missing),
         )
-        decision = render_gate.needs_render(raw, html, [claims[i].target_url for i in missing])
+        targets = [claims[i].target_url for i in missing]
+        page = fetched.page
+        if page is not None and page.script_signs is not None and _covers(page, claims, missing):
+            decision = render_gate.decide(raw, page.script_signs, targets)  # noted as the page was read
+        else:
+            html = decode.decode_html(final.body, final.header("content-type")).utf8
+            decision = render_gate.needs_render(raw, html, targets)
         log.debug("render_gate", url=fetched.final_url, render=decision.render, why=decision.why)
         return missing if decision.render else []
 
@@ -147,6 +151,11 @@ class Judge:
     async def _raw_link_urls(self, claim: Claim, fetched: Fetched, final: Response | None) -> set[str]:
         page = (await self._pages.reread(fetched, final, claim)).page
         return {link.url for link in page.links} if page is not None else set()
+
+
+def _covers(page: Page, claims: Sequence[Claim], chosen: Sequence[int]) -> bool:
+    """True when `page` was read for the targets of every claim of `chosen`."""
+    return all(page.covers(urls.Target.of(claims[i].target_url, claims[i].match)) for i in chosen)
 
 
 def _render_failed(results: Sequence[Result], chosen: Sequence[int]) -> list[Result]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from crawler.config import Settings
+from crawler.config import RenderMode, Settings
 from crawler.core import urls
 from crawler.engine.fetch import Chain, Fetcher, Response
 from crawler.engine.parsing import PageReader, Read
@@ -122,6 +122,7 @@ class PageFetcher:
             answer.url,
             index_agent=self._settings.index_agent,
             targets=targets,
+            script_signs=targets is not None and self._settings.render is RenderMode.AUTO,
         )
 
     async def reread(self, fetched: Fetched, final: Response | None, claim: Claim) -> Fetched:

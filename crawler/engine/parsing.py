@@ -49,14 +49,21 @@ def read_page(
     *,
     index_agent: str,
     targets: Sequence[urls.Target] | None,
+    script_signs: bool = False,
 ) -> Read:
-    """The page of an HTML body at final URL `url`, read for `targets` (None: whole), and its charset."""
+    """The page of an HTML body at final URL `url`, read for `targets` (None: whole), and its charset;
+    with the render gate's signs when `script_signs` (see `extract.parse_page`)."""
     digest = hashlib.sha256(body).hexdigest()
     if not decode.is_html(content_type, body):
         return None, None, digest
     decoded = decode.decode_html(body, content_type)
     page = extract.parse_page(
-        decoded.utf8, url, index_agent=index_agent, targets=targets, encoding=decoded.encoding
+        decoded.utf8,
+        url,
+        index_agent=index_agent,
+        targets=targets,
+        encoding=decoded.encoding,
+        script_signs=script_signs,
     )
     return page, decoded.encoding, digest
 
@@ -72,8 +79,11 @@ class PageReader:
         *,
         index_agent: str,
         targets: Sequence[urls.Target] | None,
+        script_signs: bool = False,
     ) -> Read:
-        return read_page(body, content_type, url, index_agent=index_agent, targets=targets)
+        return read_page(
+            body, content_type, url, index_agent=index_agent, targets=targets, script_signs=script_signs
+        )
 
     async def __aenter__(self) -> PageReader:
         return self
@@ -122,10 +132,11 @@ class PoolReader(PageReader):
         *,
         index_agent: str,
         targets: Sequence[urls.Target] | None,
+        script_signs: bool = False,
     ) -> Read:
         if self._broken is not None or not self._workers:
             raise WorkerError(self._broken or "the page readers are not running")
-        call = (content_type, url, index_agent, tuple(targets) if targets is not None else None)
+        call = (content_type, url, index_agent, tuple(targets) if targets is not None else None, script_signs)
         worker = min(self._workers, key=_Worker.outstanding)
         outcome = await worker.ask(call, body)
         if isinstance(outcome, BaseException):
@@ -246,10 +257,12 @@ def _serve(connection: socket.socket, parent: int) -> None:
             head, body = _read_exactly(connection, head_size), _read_exactly(connection, body_size)
             if head is None or body is None:
                 return
-            content_type, url, index_agent, targets = pickle.loads(head)
+            content_type, url, index_agent, targets, signs = pickle.loads(head)
             outcome: Read | BaseException
             try:
-                outcome = read_page(body, content_type, url, index_agent=index_agent, targets=targets)
+                outcome = read_page(
+                    body, content_type, url, index_agent=index_agent, targets=targets, script_signs=signs
+                )
                 answer = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
             except (
                 Exception
