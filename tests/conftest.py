@@ -10,6 +10,7 @@ import hypothesis
 import pytest
 from postgres_cluster import Cluster, running_cluster
 from servers import Servers, running
+from stores import Backend
 
 # Property tests find the same examples on every run (CI and `make test` stay deterministic, and no
 # example database replays a failure found elsewhere); `make fuzz` searches at random instead.
@@ -47,3 +48,12 @@ def postgres() -> Iterator[Cluster]:
     """A throwaway PostgreSQL cluster for the whole session (tests create their own databases)."""
     with running_cluster() as cluster:
         yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """A database for one test, on each store in turn: a SQLite file, then a database of the
+    session's PostgreSQL cluster (skipped, as the cluster is, without PostgreSQL)."""
+    if request.param == "postgres":
+        return Backend.postgres(request.getfixturevalue("postgres"))
+    return Backend.sqlite(tmp_path)

@@ -1,13 +1,16 @@
-"""Monitoring in the SQLite store (section 9): results folded into states and events as they are
+"""Monitoring in both stores (section 9): results folded into states and events as they are
 saved, in the same transaction; the fold rebuilt from the results alone; the reads behind
-`changes`, `history`, `verify --states`, `evidence`, export and the report's series.
+`changes`, `history`, `verify --states`, `evidence`, export and the report's series; and the
+same claims over the same runs give the same answers on SQLite and PostgreSQL.
 
-Real SQLite files; results are built by hand (no fetching), one helper per kind of observation.
+Every test runs on a real SQLite file and on a real PostgreSQL database (the `backend`
+fixture); results are built by hand (no fetching), one helper per kind of observation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -15,16 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from postgres_cluster import Cluster
+from stores import Backend
 
+from crawler.app import reporting
 from crawler.core.figures import RunPoint
 from crawler.core.history import Event, EventType, State
 from crawler.errors import StoreError, UnknownClaimError
 from crawler.models import Claim, Flag, InvalidClaim, Link, Region, Result, Status
-from crawler.store.base import ClaimFields, Run, Saved
+from crawler.store.base import ClaimFields, Run, RunStore, Saved
 from crawler.store.sqlite import Store
 
 SETTINGS: dict[str, object] = {"confirm_runs": 2, "unreachable_runs": 3}
-Make = Callable[[Claim, str], Result]
+Make = Callable[[Claim | InvalidClaim, str], Result]
 
 
 def claim(n: int, host: str = "a.example", **kwargs: Any) -> Claim:
@@ -34,7 +40,7 @@ def claim(n: int, host: str = "a.example", **kwargs: Any) -> Claim:
 def outcome(status: Status, **fields: Any) -> Make:
     """A maker of results with `status` and `fields`, for any claim and run."""
 
-    def make(item: Claim, run_id: str) -> Result:
+    def make(item: Claim | InvalidClaim, run_id: str) -> Result:
         return Result(
             item.id,
             item.source_url,
@@ -63,6 +69,7 @@ SERVER_ERROR = outcome(Status.PAGE_ERROR, reason="http_500", http_status=500)
 ROBOTS = outcome(Status.BLOCKED, reason="robots_disallowed")
 CHALLENGE = outcome(Status.MISSING, http_status=403, flags=(Flag.BOT_CHALLENGE,))
 DOWN = outcome(Status.UNREACHABLE, reason="connection_error")
+INVALID = outcome(Status.INVALID, reason="row 9: source_url: not a URL")
 
 SCENARIOS: dict[str, list[Make]] = {
     "removed": [PRESENT, ABSENT, ABSENT, ABSENT, ABSENT],
@@ -79,13 +86,13 @@ SCENARIOS: dict[str, list[Make]] = {
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with Store(tmp_path / "crawler.sqlite") as opened:
+async def store(backend: Backend) -> AsyncIterator[RunStore]:
+    async with backend.open() as opened:
         yield opened
 
 
 async def one_run(
-    store: Store, made: list[tuple[Claim, Make]], settings: dict[str, object] | None = None
+    store: RunStore, made: list[tuple[Claim, Make]], settings: dict[str, object] | None = None
 ) -> Run:
     """A fresh run over the claims of `made`, each decided as its maker says, then finished."""
     run = await store.begin_run(settings or SETTINGS, fresh=True)
@@ -95,7 +102,7 @@ async def one_run(
     return run
 
 
-async def scenario_runs(store: Store) -> tuple[dict[str, Claim], list[Run]]:
+async def scenario_runs(store: RunStore) -> tuple[dict[str, Claim], list[Run]]:
     """Five runs over one claim per scenario, each claim taking its scenario's results in turn."""
     claims = {name: claim(n, tags={"case": name}) for n, name in enumerate(SCENARIOS)}
     runs = []
@@ -104,32 +111,68 @@ async def scenario_runs(store: Store) -> tuple[dict[str, Claim], list[Run]]:
     return claims, runs
 
 
-def rows(path: Path, query: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(path) as db:
-        return db.execute(query).fetchall()
-
-
-def derived(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every derived row of the database: claim states, events (with their rowid), result states."""
-    return {
-        "claim_states": rows(path, "SELECT * FROM claim_states ORDER BY claim_id"),
-        "events": rows(path, "SELECT rowid, * FROM events ORDER BY rowid"),
-        "results": rows(path, "SELECT rowid, state, data FROM results ORDER BY rowid"),
-        "points": rows(path, "SELECT id, points FROM runs ORDER BY rowid"),
+async def answers(store: RunStore) -> dict[str, Any]:
+    """Everything the store answers about its runs and claims, run ids and times named by the
+    runs' order: per run its states, events, results, export rows, report counts and figures;
+    each claim's history; the events since the first run; the series of points."""
+    runs = await store.runs()
+    names: dict[str, str] = {}
+    for n, info in enumerate(runs):
+        names.update({info.id: f"run {n}", info.started_at: f"start {n}", info.finished_at or "": f"end {n}"})
+    per_run: list[dict[str, Any]] = []
+    for info in runs:
+        report = await store.report(info.id)
+        per_run.append(
+            {
+                "info": dataclasses.asdict(info),
+                "states": await store.state_counts(info.id),
+                "events": [event.to_dict() async for event in store.events(run_id=info.id)],
+                "results": [result.to_dict() async for result in store.results(info.id)],
+                "export": [(result.to_dict(), fields) async for result, fields in store.export_rows(info.id)],
+                "report": (report.by_flag, report.by_tag),
+                "figures": (await reporting.gather(store, info.id, by=["case"])).to_json(),
+            }
+        )
+    claim_ids = sorted({result["claim_id"] for run in per_run for result in run["results"]})
+    histories = {
+        claim_id: [
+            (result.to_dict(), [e.to_dict() for e in caused])
+            for result, caused in await store.history(claim_id)
+        ]
+        for claim_id in claim_ids
     }
+    since = [event.to_dict() async for event in store.events(since=runs[0].id)]
+    points = [dataclasses.asdict(point) for point in await store.run_points()]
+    found: dict[str, Any] = named(
+        {"runs": per_run, "histories": histories, "since": since, "points": points}, names
+    )
+    return found
 
 
-async def events_of(store: Store, run: Run) -> list[Event]:
+def named(value: Any, names: dict[str, str]) -> Any:
+    """`value` with every string that `names` knows replaced by its name, all the way down."""
+    if isinstance(value, str):
+        return names.get(value, value)
+    if isinstance(value, dict):
+        return {key: named(item, names) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [named(item, names) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return named(dataclasses.asdict(value), names)
+    return value
+
+
+async def events_of(store: RunStore, run: Run) -> list[Event]:
     return [event async for event in store.events(run_id=run.id)]
 
 
-async def kinds(store: Store, run: Run) -> list[tuple[str, str]]:
+async def kinds(store: RunStore, run: Run) -> list[tuple[str, str]]:
     """(case tag, event type) of the run's events, in order."""
     return [(event.tags["case"], event.event.value) async for event in store.events(run_id=run.id)]
 
 
 class TestFold:
-    async def test_results_of_several_runs_are_folded(self, store: Store) -> None:
+    async def test_results_of_several_runs_are_folded(self, store: RunStore) -> None:
         """Each run's results carry the claim's state after them, and each run stores the events of
         the table: a removal is suspect (no event) for one run, lost on the second."""
         claims, runs = await scenario_runs(store)
@@ -146,7 +189,7 @@ class TestFold:
         assert reasons == {"removed": "link_removed", "restored": "link_removed", "gone": "page_gone"}
         assert lost[0].last_seen_run == runs[0].id
 
-    async def test_every_scenario_reports_what_the_table_says(self, store: Store) -> None:
+    async def test_every_scenario_reports_what_the_table_says(self, store: RunStore) -> None:
         """Restoration, rel and anchor changes, noindex, outages, robots and challenge pages give
         exactly the events of section 9; 500s and challenges never make a loss."""
         _, runs = await scenario_runs(store)
@@ -174,14 +217,14 @@ class TestFold:
         counts = await store.state_counts(runs[-1].id)
         assert counts == {State.LIVE: 7, State.SUSPECT: 1, State.LOST: 2}
 
-    async def test_confirm_runs_come_from_the_run_settings(self, store: Store) -> None:
+    async def test_confirm_runs_come_from_the_run_settings(self, store: RunStore) -> None:
         """A run stored with confirm_runs = 1 confirms a loss at the first absent observation."""
         item = claim(1)
         await one_run(store, [(item, PRESENT)])
         run = await one_run(store, [(item, ABSENT)], {"confirm_runs": 1})
         assert [event.event async for event in store.events(run_id=run.id)] == [EventType.LOST]
 
-    async def test_a_claim_decided_twice_in_a_run_is_folded_once(self, store: Store) -> None:
+    async def test_a_claim_decided_twice_in_a_run_is_folded_once(self, store: RunStore) -> None:
         """A second result for a claim already decided in its run is neither stored nor folded."""
         item = claim(1)
         run = await store.begin_run(SETTINGS)
@@ -193,7 +236,7 @@ class TestFold:
         assert again == Saved()
         assert (await store.history(item.id))[0][0].state == "live"
 
-    async def test_the_writer_hands_on_what_was_stored(self, store: Store) -> None:
+    async def test_the_writer_hands_on_what_was_stored(self, store: RunStore) -> None:
         """`on_saved` gets each batch's results with their state, and its events, after the save."""
         items = [claim(n) for n in range(3)]
         run = await store.begin_run(SETTINGS)
@@ -211,77 +254,59 @@ class TestFold:
 
 
 class TestRebuild:
-    async def test_rebuild_gives_the_same_rows(self, tmp_path: Path) -> None:
+    async def test_rebuild_gives_the_same_rows(self, backend: Backend) -> None:
         """States and events rebuilt from the results alone equal, row for row, those written run
         by run, also after they were wiped; a URL change on import restarts the claim both ways."""
-        path = tmp_path / "crawler.sqlite"
-        async with Store(path) as store:
+        async with backend.open() as store:
             claims, _ = await scenario_runs(store)
             moved = Claim("https://moved.example/", claims["removed"].target_url, id=claims["removed"].id)
             run = await store.begin_run(SETTINGS, fresh=True)
             await store.add_claims(run, [moved])
             await store.finish_run(run)
             await one_run(store, [(claims["restored"], PRESENT), (claims["robots"], DOWN)])
-            before = derived(path)
+            before = await backend.derived()
             assert (await store.rebuild_history()) == (len(SCENARIOS), len(before["events"]))
-            assert derived(path) == before
-        with sqlite3.connect(path) as db:
-            db.execute("DELETE FROM claim_states")
-            db.execute("DELETE FROM events")
-            db.execute("UPDATE results SET state = NULL, data = json_set(data, '$.state', NULL)")
-        async with Store(path) as store:
+            assert await backend.derived() == before
+        await backend.wipe_monitoring()
+        async with backend.open() as store:
             await store.rebuild_history()
             assert (await store.history(moved.id))[-1][0].state == "lost"  # the last result's state
-        after = derived(path)
-        assert after == before
-        states = dict(rows(path, "SELECT claim_id, state FROM claim_states"))
+        assert await backend.derived() == before
+        states = dict(await backend.rows("SELECT claim_id, state FROM claim_states"))
         assert states[moved.id] == "new"  # restarted by the import, and by the rebuild
 
-    async def test_upgrading_a_database_folds_its_results(self, tmp_path: Path) -> None:
+    async def test_upgrading_a_database_folds_its_results(self, backend: Backend) -> None:
         """A database of the schema before states (version 1) gets them, and referring domains,
         when it is opened: the same rows a database kept up to date has."""
-        path = tmp_path / "crawler.sqlite"
-        async with Store(path) as store:
+        async with backend.open() as store:
             await scenario_runs(store)
-        before = derived(path)
-        with sqlite3.connect(path) as db:
-            db.executescript(
-                """
-                DROP TABLE claim_states; DROP TABLE events;
-                DROP INDEX results_by_state; DROP INDEX results_by_claim;
-                ALTER TABLE results DROP COLUMN state;
-                ALTER TABLE claims DROP COLUMN referring_domain;
-                ALTER TABLE runs DROP COLUMN points;
-                UPDATE results SET data = json_set(data, '$.state', NULL);
-                PRAGMA user_version = 1;
-                """
-            )
-        async with Store(path) as store:
+        before = await backend.derived()
+        await backend.downgrade()
+        async with backend.open() as store:
             points = await store.run_points()
-        assert derived(path) == before
+        assert await backend.derived() == before
         assert points[0].referring_domains == 1  # every source is on a.example
 
 
 class TestTransactions:
-    async def test_a_failing_save_leaves_nothing(self, store: Store, tmp_path: Path) -> None:
+    async def test_a_failing_save_leaves_nothing(self, store: RunStore, backend: Backend) -> None:
         """A batch the database refuses stores no result, no state and no event of it."""
         run = await store.begin_run(SETTINGS)
         await store.add_claims(run, [claim(1)])
-        with pytest.raises(StoreError, match="FOREIGN KEY"):
+        with pytest.raises(StoreError, match=r"(?i)foreign key"):
             await store.save([PRESENT(claim(1), run.id), PRESENT(claim(2), run.id)])  # 2 is not in the run
-        got = derived(tmp_path / "crawler.sqlite")
+        got = await backend.derived()
         assert (got["claim_states"], got["events"], got["results"]) == ([], [], [])
 
-    async def test_kill_9_never_leaves_them_out_of_step(self, tmp_path: Path) -> None:
+    async def test_kill_9_never_leaves_them_out_of_step(self, backend: Backend) -> None:
         """A process killed at any moment of its saves leaves results, states and events in step:
         one state and one `found` event for each stored result."""
-        path = tmp_path / "crawler.sqlite"
         script = f"""
 import asyncio
 from crawler.models import Claim, Link, Region, Result, Status
-from crawler.store.sqlite import Store
+{backend.store_class}
 async def main():
-    store = await Store.open({str(path)!r})
+    store = await Store.open({backend.db!r})
     run = await store.begin_run({{}})
     claims = [Claim(f"https://a.example/{{n}}", "https://t.example/") for n in range(20000)]
     await store.add_claims(run, claims)
@@ -303,14 +328,17 @@ asyncio.run(main())
             await asyncio.sleep(delay)
             process.kill()
             await process.wait()
-            (results,) = rows(path, "SELECT count(*) FROM results")[0]
-            assert rows(path, "SELECT count(*) FROM claim_states")[0] == (results,)
-            assert rows(path, "SELECT count(*) FROM events WHERE event = 'found'")[0] == (results,)
-            assert rows(path, "SELECT count(*) FROM results WHERE state = 'live'")[0] == (results,)
+            ((results,),) = await backend.rows("SELECT count(*) FROM results")
+            assert await backend.rows("SELECT count(*) FROM claim_states") == [(results,)]
+            assert await backend.rows("SELECT count(*) FROM events WHERE event = 'found'") == [(results,)]
+            assert await backend.rows("SELECT count(*) FROM results WHERE state = 'live'") == [(results,)]
+        assert results > 0  # killed in the middle of its saves, not before them
 
 
 class TestImport:
-    async def test_a_url_change_on_import_starts_again_from_new(self, store: Store, tmp_path: Path) -> None:
+    async def test_a_url_change_on_import_starts_again_from_new(
+        self, store: RunStore, backend: Backend
+    ) -> None:
         """Re-imported with another source URL, a lost claim reads `new` at once, and is `found`
         again by its next present result; the same URLs again keep its state."""
         item = claim(1)
@@ -319,31 +347,36 @@ class TestImport:
         await one_run(store, [(item, ABSENT)])
         run = await store.begin_run(SETTINGS, fresh=True)
         await store.add_claims(run, [item])
-        assert rows(tmp_path / "crawler.sqlite", "SELECT state FROM claim_states") == [("lost",)]
+        assert await backend.rows("SELECT state FROM claim_states") == [("lost",)]
         moved = Claim("https://b.example/new", item.target_url, id=item.id)
         await store.add_claims(run, [moved])
-        assert rows(tmp_path / "crawler.sqlite", "SELECT state FROM claim_states") == [("new",)]
+        assert await backend.rows("SELECT state FROM claim_states") == [("new",)]
         saved = await store.save([PRESENT(moved, run.id)])
         assert [(event.event, event.old_state) for event in saved.events] == [(EventType.FOUND, State.NEW)]
 
-    async def test_an_invalid_row_does_not_restart_the_claim(self, store: Store, tmp_path: Path) -> None:
+    async def test_an_invalid_row_does_not_restart_the_claim(self, store: RunStore, backend: Backend) -> None:
         """A broken row under a known id changes the claim, not its history's URLs."""
         item = claim(1)
         await one_run(store, [(item, PRESENT)])
         run = await store.begin_run(SETTINGS, fresh=True)
         await store.add_claims(run, [InvalidClaim(item.id, "nonsense", item.target_url, "row 2: bad")])
-        assert rows(tmp_path / "crawler.sqlite", "SELECT state FROM claim_states") == [("live",)]
+        assert await backend.rows("SELECT state FROM claim_states") == [("live",)]
 
-    async def test_referring_domain_is_kept_with_the_claim(self, store: Store, tmp_path: Path) -> None:
-        """The registrable domain of the source is stored at import (none for an invalid row)."""
-        run = await store.begin_run(SETTINGS)
-        await store.add_claims(run, [claim(1, host="blog.shop.co.uk"), InvalidClaim("x", "bad", "bad", "r")])
-        found = rows(tmp_path / "crawler.sqlite", "SELECT referring_domain FROM claims ORDER BY rowid")
+    async def test_referring_domain_is_kept_with_the_claim(self, tmp_path: Path) -> None:
+        """SQLite keeps the registrable domain of the source with the claim, from its import (none
+        for an invalid row); PostgreSQL keeps it with each result (`TestBothStores`)."""
+        async with Store(tmp_path / "crawler.sqlite") as store:
+            run = await store.begin_run(SETTINGS)
+            await store.add_claims(
+                run, [claim(1, host="blog.shop.co.uk"), InvalidClaim("x", "bad", "bad", "r")]
+            )
+        with sqlite3.connect(tmp_path / "crawler.sqlite") as db:
+            found = db.execute("SELECT referring_domain FROM claims ORDER BY rowid").fetchall()
         assert found == [("shop.co.uk",), (None,)]
 
 
 class TestReads:
-    async def test_events_of_a_run_since_a_run_and_by_type(self, store: Store) -> None:
+    async def test_events_of_a_run_since_a_run_and_by_type(self, store: RunStore) -> None:
         """`events` gives a run's events in order, every run's after `since`, and keeps the types asked."""
         _, runs = await scenario_runs(store)
         latest = [event async for event in store.events()]
@@ -358,7 +391,7 @@ class TestReads:
         with pytest.raises(ValueError, match="nonsense"):
             [event async for event in store.events(types=["nonsense"])]
 
-    async def test_history_of_a_claim(self, store: Store) -> None:
+    async def test_history_of_a_claim(self, store: RunStore) -> None:
         """`history` lists each result in run order with the events it caused; an unknown id is an error."""
         claims, runs = await scenario_runs(store)
         history = await store.history(claims["restored"].id)
@@ -374,19 +407,23 @@ class TestReads:
         assert latest is not None
         assert latest.run_id == runs[-1].id
 
-    async def test_claims_in_states_make_a_run(self, store: Store) -> None:
+    async def test_claims_in_states_make_a_run(self, store: RunStore, backend: Backend) -> None:
         """`add_claims_in_states` attaches exactly the claims in those states (new: never checked too)."""
         claims, _ = await scenario_runs(store)
         unchecked = claim(99)
         run = await store.begin_run(SETTINGS, fresh=True)
         await store.add_claims(run, [unchecked])
-        await store.finish_run(run)
+        await store.finish_run(run, interrupted=True)  # never checked (a shared run never finishes so)
         run = await store.begin_run(SETTINGS, fresh=True)
         assert await store.add_claims_in_states(run, [State.LOST, State.NEW]) == 3
-        pending = {item.id async for item in store.pending(run)}
-        assert pending == {claims["removed"].id, claims["challenge"].id, unchecked.id}
+        attached = await backend.rows("SELECT claim_id FROM run_claims WHERE run_id = $1", run.id)
+        assert {claim_id for (claim_id,) in attached} == {
+            claims["removed"].id,
+            claims["challenge"].id,
+            unchecked.id,
+        }
 
-    async def test_report_rows_and_run_points(self, store: Store) -> None:
+    async def test_report_rows_and_run_points(self, store: RunStore) -> None:
         """Report rows carry state and expected anchor; each run's point counts live claims, their
         referring domains and its found, lost and recovered events."""
         items = [
@@ -407,7 +444,7 @@ class TestReads:
         ]
         assert await store.state_counts(second.id) == {State.SUSPECT: 1, State.NOT_FOUND: 1}
 
-    async def test_export_rows_follow_the_import_order(self, store: Store) -> None:
+    async def test_export_rows_follow_the_import_order(self, store: RunStore) -> None:
         """Export rows come in the claims' first import order, with their anchor, rel and match."""
         items = [
             claim(n, expected_anchor=f"a{n}", expected_rel="nofollow", match="domain") for n in (5, 1, 3)
@@ -422,3 +459,50 @@ class TestReads:
         ]
         missing = [result.claim_id async for result, _ in store.export_rows(statuses=[Status.MISSING])]
         assert missing == [items[0].id, items[1].id]
+
+
+class TestBothStores:
+    async def test_the_same_runs_give_the_same_answers(self, tmp_path: Path, postgres: Cluster) -> None:
+        """The same claims over the same runs (a URL changed on import and a broken row among them)
+        give the same states, events, results, histories, export rows, report counts, figures and
+        series on SQLite and on PostgreSQL, run ids and times aside; a rebuild changes none of it."""
+        got = []
+        for backend in (Backend.sqlite(tmp_path), Backend.postgres(postgres)):
+            async with backend.open() as store:
+                claims, _ = await scenario_runs(store)
+                moved = Claim("https://moved.example/", claims["removed"].target_url, id=claims["removed"].id)
+                broken = InvalidClaim(
+                    "broken", "nonsense", "", "row 9: source_url: not a URL", {"case": "broken"}
+                )
+                made: list[tuple[Claim, Make]] = [
+                    (moved, PRESENT),
+                    (claims["gone"], GONE),
+                    (claims["robots"], DOWN),
+                ]
+                run = await store.begin_run(SETTINGS, fresh=True)
+                await store.add_claims(run, [item for item, _ in made] + [broken])
+                await store.save([make(item, run.id) for item, make in made] + [INVALID(broken, run.id)])
+                await store.finish_run(run)
+                got.append(await answers(store))
+                assert await store.rebuild_history() == (
+                    len(SCENARIOS) + 1,
+                    len(got[-1]["since"]) + len(got[-1]["runs"][0]["events"]),
+                )
+                assert await answers(store) == got[-1]
+        sqlite, postgresql = got
+        assert postgresql == sqlite
+        # The last run: the moved claim found again, one 404 after a present run, an outage, the broken row.
+        assert sqlite["runs"][-1]["states"] == {State.LIVE: 1, State.SUSPECT: 2, State.INVALID: 1}
+
+    async def test_each_result_keeps_its_referring_domain(self, postgres: Cluster) -> None:
+        """PostgreSQL keeps the registrable domain of the source each result was checked on, which
+        the report's series counts (SQLite computes it from the result's source)."""
+        backend = Backend.postgres(postgres)
+        async with backend.open() as store:
+            run = await one_run(
+                store, [(claim(1, host="blog.shop.co.uk"), PRESENT), (claim(2, host="x.shop.co.uk"), PRESENT)]
+            )
+            assert await backend.rows("SELECT referring_domain FROM results") == [("shop.co.uk",)] * 2
+            assert (await store.run_points())[0] == RunPoint(
+                run.id, run.started_at, live=2, referring_domains=1, found=2
+            )

@@ -1,25 +1,47 @@
-"""The PostgreSQL store against a real cluster: schema and its version, imports as upserts, runs
-shared rather than held, results round trip, report, the fence, and one-line errors."""
+"""The PostgreSQL store against a real cluster: schema and its version (a version-1 database
+upgraded), imports as upserts, runs shared rather than held, results round trip, report, the
+fence (a refused result changes no state and causes no event), concurrent saves and imports
+keeping states in step, and one-line errors. What both stores must do alike is tested on both
+in test_monitoring.py."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import itertools
+import json
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from postgres_cluster import Cluster
+from stores import DOWNGRADE, Backend
 
 from crawler.config import Settings
+from crawler.core.history import EventType, State
 from crawler.engine.leases import leasing
 from crawler.errors import StoreError
 from crawler.models import Claim, ExpectedRel, Flag, InvalidClaim, Link, Region, Result, Status
 from crawler.store import postgres_sql
-from crawler.store.base import ImportCounts, Run, RunStatus
+from crawler.store.base import ImportCounts, Run, RunStatus, Saved
 from crawler.store.postgres import PostgresStore
 
 SETTINGS = {"delay": 1.0, "lease": 3.0, "concurrency": 4, "per_host": 1}
 LEASES = Settings(lease=3.0, concurrency=4)
 _numbers = itertools.count()
+# Rows as the previous release (schema version 1) stored them.
+VERSION_1_RUN = (
+    "INSERT INTO runs (id, started_at, status) VALUES ($1, '2026-01-01T00:00:00.000Z', 'finished')"
+)
+VERSION_1_CLAIM = (
+    "INSERT INTO claims (id, source_url, target_url, page_key, host) VALUES ($1, $2, $3, '', '')"
+)
+VERSION_1_ATTACHED = (
+    "INSERT INTO run_claims (run_id, claim_id, page_key, host, done) VALUES ($1, $2, '', '', true)"
+)
+VERSION_1_RESULT = """
+    INSERT INTO results (run_id, claim_id, status, checked_at, data) VALUES ($1, $2, $3, $4, $5)
+"""
 
 
 def claim(n: int, host: str = "a.example", **kwargs: object) -> Claim:
@@ -86,6 +108,56 @@ class TestSchema:
         with pytest.raises(StoreError, match="schema version 99 is newer"):
             async with PostgresStore(database):
                 pass
+
+    async def test_a_version_1_database_is_upgraded(self, database: str) -> None:
+        """A database the first schema made, with runs and results the previous release stored,
+        gets states, events and kept points when opened: its claims' histories, as folded."""
+        item, run_id = claim(1), "20260101T000000Z-000001"
+        found = Link("/", item.target_url, "t", (), False, Region.MAIN)
+        data = result(item, run_id, Status.VERIFIED, link=found).to_dict()
+        connection = await asyncpg.connect(database)
+        try:
+            async with connection.transaction():
+                await connection.execute(postgres_sql.VERSION_TABLE)
+                await connection.execute(postgres_sql.MIGRATIONS[0])
+                await connection.execute(postgres_sql.SET_VERSION, 1)
+                await connection.execute(VERSION_1_RUN, run_id)
+                await connection.execute(VERSION_1_CLAIM, item.id, item.source_url, item.target_url)
+                await connection.execute(VERSION_1_ATTACHED, run_id, item.id)
+                await connection.execute(
+                    VERSION_1_RESULT, run_id, item.id, data["status"], data["checked_at"], json.dumps(data)
+                )
+        finally:
+            await connection.close()
+        async with PostgresStore(database) as store:
+            ((stored, events),) = await store.history(item.id)
+            assert stored.state == "live"
+            assert [event.event for event in events] == [EventType.FOUND]
+            assert await store.state_counts(run_id) == {State.LIVE: 1}
+            (point,) = await store.run_points()
+            assert (point.live, point.referring_domains, point.found) == (1, 1, 1)
+
+    async def test_the_tests_downgrade_makes_version_1(self, database: str, postgres: Cluster) -> None:
+        """The downgrade test_monitoring uses to stand for a version-1 database leaves exactly the
+        tables, columns and indexes the first schema made (so its upgrade test upgrades that)."""
+        first = postgres.create_database(f"store_{next(_numbers)}")
+        connection = await asyncpg.connect(first)
+        try:
+            await connection.execute(postgres_sql.VERSION_TABLE)
+            await connection.execute(postgres_sql.MIGRATIONS[0])
+        finally:
+            await connection.close()
+        async with PostgresStore(database):
+            pass
+        backend = Backend("postgres", database)
+        await backend.execute(DOWNGRADE["postgres"])
+        shape = """
+            SELECT table_name, column_name, data_type FROM information_schema.columns
+            WHERE table_schema = 'public' UNION ALL
+            SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'
+            ORDER BY 1, 2
+        """
+        assert await backend.rows(shape) == await Backend("postgres", first).rows(shape)
 
     async def test_unreachable_server_is_one_line(self) -> None:
         """A server that does not answer is a StoreError naming the database, password hidden."""
@@ -168,9 +240,11 @@ class TestResults:
         )
         second = result(items[1], run.id, Status.VERIFIED)
         saved = await store.save([first, second])
-        assert saved.results == (first, second)
-        assert [r async for r in store.results(run.id)] == [first, second]
-        assert [r async for r in store.results(statuses=[Status.VERIFIED])] == [second]
+        stored = (dataclasses.replace(first, state="live"), dataclasses.replace(second, state="live"))
+        assert saved.results == stored
+        assert [event.event for event in saved.events] == [EventType.FOUND] * 2
+        assert [r async for r in store.results(run.id)] == list(stored)
+        assert [r async for r in store.results(statuses=[Status.VERIFIED])] == [stored[1]]
 
     async def test_first_result_kept(self, store: PostgresStore) -> None:
         """A claim already decided in its run keeps its first result."""
@@ -201,7 +275,9 @@ class TestResults:
 
 class TestFence:
     async def test_lease_taken_over_refuses_late_results(self, database: str, postgres: Cluster) -> None:
-        """Results of a host whose lease was taken over are refused; the taker's are stored."""
+        """Results of a host whose lease was taken over are refused, with no state and no event
+        (a refused `verified` would have been `found`); the taker's are stored and folded."""
+        backend = Backend("postgres", database)
         async with PostgresStore(database) as slow, PostgresStore(database) as taker:
             run = await slow.begin_run(SETTINGS)
             await slow.add_claims(run, [claim(1)])
@@ -213,8 +289,74 @@ class TestFence:
                 await taker.join_run(SETTINGS)
                 taken = taker.pending(run)
                 assert (await anext(taken)).id == item.id
-                assert (await slow.save([result(item, run.id, Status.MISSING)])).results == ()
-                assert len((await taker.save([result(item, run.id, Status.VERIFIED)])).results) == 1
+                assert await slow.save([result(item, run.id, Status.VERIFIED)]) == Saved()
+                assert await backend.rows("SELECT count(*) FROM claim_states") == [(0,)]
+                assert await backend.rows("SELECT count(*) FROM events") == [(0,)]
+                saved = await taker.save([result(item, run.id, Status.MISSING)])
+                assert [(r.status, r.state) for r in saved.results] == [(Status.MISSING, "not_found")]
+                assert [event.event for event in saved.events] == [EventType.NOT_FOUND]
                 await feed.aclose()  # type: ignore[attr-defined]
                 await taken.aclose()  # type: ignore[attr-defined]
-            assert [r.status async for r in taker.results()] == [Status.VERIFIED]
+            assert [r.status async for r in taker.results()] == [Status.MISSING]
+            assert [event.event async for event in taker.events()] == [EventType.NOT_FOUND]
+            assert await backend.rows("SELECT state FROM claim_states") == [("not_found",)]
+
+    async def test_an_expired_lease_changes_no_state(self, database: str, postgres: Cluster) -> None:
+        """A result saved after its lease ran out (nobody took the host yet) is refused, and the
+        claim's state and history stay as the earlier run left them: no loss begins, no event."""
+        backend = Backend("postgres", database)
+        item = claim(1)
+        async with PostgresStore(database) as store:
+            first = await store.begin_run(SETTINGS)
+            await store.add_claims(first, [item])
+            found = Link("/", item.target_url, "t", (), False, Region.MAIN)
+            await store.save([result(item, first.id, Status.VERIFIED, link=found)])
+            await store.finish_run(first)
+            before = await backend.rows("SELECT * FROM claim_states")
+            run = await store.begin_run(SETTINGS)
+            await store.add_all_claims(run)
+            async with leasing(store, LEASES):
+                feed = store.pending(run)
+                assert (await anext(feed)).id == item.id
+                postgres.psql(database.rsplit("/", 1)[1], "UPDATE hosts SET expires_at = now()")
+                assert await store.save([result(item, run.id, Status.MISSING)]) == Saved()
+                await feed.aclose()  # type: ignore[attr-defined]
+            assert await backend.rows("SELECT * FROM claim_states") == before
+            assert [event.event async for event in store.events(run_id=run.id)] == []
+            assert [state async for state in store.results(run.id)] == []
+            assert (await store.result(item.id)) is not None
+
+
+class TestConcurrency:
+    async def test_workers_and_an_import_at_once_keep_states_in_step(self, database: str) -> None:
+        """Four stores saving their share of a run's claims in small batches while a fifth imports
+        the same claims again (tags changed, so every row is updated under its lock) wait for each
+        other without a deadlock; every stored result has its state and its `found` event, in the
+        rows a rebuild derives again, and reads page through them all."""
+        backend = Backend("postgres", database)
+        items = [claim(n, host=f"h{n % 7}.example") for n in range(2400)]
+        found = Link("/", "https://target.example/", "t", (), False, Region.MAIN)
+        async with PostgresStore(database) as first:
+            run = await first.begin_run(SETTINGS)
+            await first.add_claims(run, items)
+
+            async def save_share(share: int) -> None:
+                async with PostgresStore(database) as store:
+                    mine = items[share::4]
+                    for start in range(0, len(mine), 40):
+                        batch = mine[start : start + 40]
+                        await store.save([result(i, run.id, Status.VERIFIED, link=found) for i in batch])
+
+            async def import_again() -> None:
+                async with PostgresStore(database) as store:
+                    for round_ in range(3):
+                        tagged = [dataclasses.replace(i, tags={"round": str(round_)}) for i in items]
+                        await store.add_claims(run, reversed(tagged))
+
+            await asyncio.gather(*(save_share(n) for n in range(4)), import_again())
+            assert await backend.rows("SELECT count(*) FROM claim_states WHERE state = 'live'") == [(2400,)]
+            assert len([event async for event in first.events(types=["found"])]) == 2400
+            assert len([row async for row in first.export_rows()]) == 2400
+            before = await backend.derived()
+            assert await first.rebuild_history() == (2400, 2400)
+            assert await backend.derived() == before

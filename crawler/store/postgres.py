@@ -9,6 +9,11 @@ the claims of the hosts this process leases, until no claim of the run is pendin
 and `save` stores a result only while its host's lease still holds (the fence), so a process
 that stalled past its lease (SIGSTOP, a long pause) has its late results refused.
 
+`save` folds the results it stores into their claims' monitoring states and events (section
+9) in the same transaction, behind the same fence (`postgres_history.py`): a refused result
+changes nothing. Every read behind `changes`, `history`, `evidence`, `export`, `report` and
+`verify --states` gives what the SQLite store gives, in the same order.
+
 `finish_run` marks the run finished once every claim has a result; interrupted, it gives this
 process's hosts back at once, and marks the run interrupted only when no other process is
 still working on it.
@@ -23,6 +28,7 @@ database (without its password) and what was being done.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import json
@@ -34,6 +40,7 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Collection,
     Coroutine,
@@ -44,15 +51,16 @@ from collections.abc import (
 )
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Concatenate, NoReturn, ParamSpec, Protocol, Self, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar
 
 import asyncpg
 
 from crawler.core import urls
 from crawler.core.figures import ClaimRow, RunPoint
-from crawler.core.history import Event, State
-from crawler.errors import ClaimError, StoreError
+from crawler.core.history import Event, EventType, State
+from crawler.errors import ClaimError, StoreError, UnknownClaimError
 from crawler.models import Claim, Flag, InvalidClaim, Result, Status, new_run_id
+from crawler.store import postgres_history as fold
 from crawler.store import postgres_sql as sql
 from crawler.store.base import (
     ClaimFields,
@@ -70,6 +78,7 @@ from crawler.store.base import (
 )
 
 _T = TypeVar("_T")
+_S = TypeVar("_S")
 _P = ParamSpec("_P")
 BATCH = 1000
 """Rows per page of a read."""
@@ -78,6 +87,14 @@ IMPORT_BATCH = 5000
 POOL_SIZE = 8
 """Connections a process keeps: the feed, the heartbeat, saves and request places at once."""
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+FAULTS = (*DB_ERRORS, fold.Unreadable, fold.Raced)
+"""What a public method turns into a StoreError: the driver's errors and values it can't read back."""
+MONITORING_VERSION = 2
+"""The schema version that brought states and events: reaching it folds the results already stored."""
+ATTEMPTS = 5
+"""Tries of a transaction that PostgreSQL aborted to break a deadlock (or that met a writer of an
+older version): each try starts again from the start, with nothing of the last one kept."""
+RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, fold.Raced)
 
 
 def _guarded(
@@ -95,7 +112,34 @@ def _guarded(
         async def guarded(store: PostgresStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
             try:
                 return await method(store, *args, **kwargs)
-            except DB_ERRORS as error:
+            except FAULTS as error:
+                raise store.failure(action, error) from error
+
+        return guarded
+
+    return decorate
+
+
+def _guarded_stream(
+    action: str,
+) -> Callable[
+    [Callable[Concatenate[PostgresStore, _P], AsyncGenerator[_T, None]]],
+    Callable[Concatenate[PostgresStore, _P], AsyncGenerator[_T, None]],
+]:
+    """`_guarded` for a method that yields rows as it reads them."""
+
+    def decorate(
+        method: Callable[Concatenate[PostgresStore, _P], AsyncGenerator[_T, None]],
+    ) -> Callable[Concatenate[PostgresStore, _P], AsyncGenerator[_T, None]]:
+        @functools.wraps(method)
+        async def guarded(
+            store: PostgresStore, /, *args: _P.args, **kwargs: _P.kwargs
+        ) -> AsyncGenerator[_T, None]:
+            try:
+                async with contextlib.aclosing(method(store, *args, **kwargs)) as items:
+                    async for item in items:
+                        yield item
+            except FAULTS as error:
                 raise store.failure(action, error) from error
 
         return guarded
@@ -197,10 +241,28 @@ class PostgresStore:
                 raise StoreError(f"{self.name}: schema version {version} is newer than this crawler knows")
             for number in range(version, len(sql.MIGRATIONS)):
                 await db.execute(sql.MIGRATIONS[number])
+                if number + 1 == MONITORING_VERSION:
+                    await fold.refold(db)  # results stored before states existed
                 await db.execute(sql.SET_VERSION, number + 1)
+
+    async def _in_transaction(self, work: Callable[[asyncpg.Connection], Awaitable[_T]]) -> _T:
+        """`work` in a transaction of its own on one connection, tried again when PostgreSQL
+        aborted it to break a deadlock (see `ATTEMPTS`)."""
+        async with self._db.acquire() as db:
+            attempt = 1
+            while True:
+                try:
+                    async with db.transaction():
+                        return await work(db)
+                except RETRIED:
+                    if attempt >= ATTEMPTS:
+                        raise
+                    attempt += 1
 
     def failure(self, action: str, error: BaseException) -> StoreError:
         """The one-line StoreError for `error`, met while trying to `action`."""
+        if isinstance(error, StoreError):
+            return error
         cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if isinstance(error, OSError | asyncio.TimeoutError):
             cause = f"the server can't be reached ({cause})"
@@ -263,11 +325,15 @@ class PostgresStore:
         finished = (_iso(datetime.now(UTC)), info.claims, info.decided, counts)
         async with self._db.acquire() as db, db.transaction():
             if await db.fetchval(sql.LOCK_RUN, run.id) == RunStatus.RUNNING:
+                status = None
                 if interrupted:
                     if not await db.fetchval(sql.OTHER_WORKERS, run.id, self.worker):
-                        await db.execute(sql.FINISH_RUN, run.id, RunStatus.INTERRUPTED.value, *finished)
+                        status = RunStatus.INTERRUPTED
                 elif not await db.fetchval(sql.ANY_UNDONE, run.id):
-                    await db.execute(sql.FINISH_RUN, run.id, RunStatus.FINISHED.value, *finished)
+                    status = RunStatus.FINISHED
+                if status is not None:
+                    points = await fold.point(db, run.id)
+                    await db.execute(sql.FINISH_RUN, run.id, status.value, *finished, points)
             await db.execute(sql.LEAVE_WORKERS, run.id, self.worker)
         return await self.run_info(run.id)
 
@@ -297,10 +363,10 @@ class PostgresStore:
         if run_id in (None, "latest"):
             found = await self._db.fetchval(sql.LATEST_RUN_ID)
             if found is None:
-                raise StoreError(f"{self.name}: no run yet")
+                raise StoreError(f"no run yet in {self.name}")
             return str(found)
         if await self._db.fetchval(sql.RUN_ID, run_id) is None:
-            raise StoreError(f"{self.name}: no run {run_id}")
+            raise StoreError(f"no run {run_id!r} in {self.name}")
         return str(run_id)
 
     # Claims -------------------------------------------------------------------------------------
@@ -311,10 +377,7 @@ class PostgresStore:
         counts = ImportCounts()
         async for batch in _batches(items, IMPORT_BATCH):
             rows = list({item.id: _claim_row(item) for item in batch}.values())
-            columns = [list(column) for column in zip(*rows, strict=True)]
-            async with self._db.acquire() as db, db.transaction():
-                await db.execute(sql.REOPEN_RUN, run.id)
-                added, updated = await db.fetchrow(sql.UPSERT_CLAIMS, *columns, run.id)
+            added, updated = await self._in_transaction(functools.partial(_import, run_id=run.id, rows=rows))
             invalid = sum(isinstance(item, InvalidClaim) for item in batch)
             counts += ImportCounts(added, updated, len(batch) - added - updated, invalid)
         return counts
@@ -323,8 +386,16 @@ class PostgresStore:
     async def add_all_claims(self, run: Run) -> int:
         return int(await self._db.fetchval(sql.ATTACH_ALL, run.id))
 
+    @_guarded("attach the claims in those states to the run")
     async def add_claims_in_states(self, run: Run, states: Collection[State]) -> int:
-        _not_yet("verify --states")
+        """Attach to `run` the stored claims whose state is one of `states` (`new` takes the claims
+        never checked too); returns how many were new to the run."""
+        wanted = sorted({State(state).value for state in states})
+        async with self._db.acquire() as db, db.transaction():
+            attached = int(await db.fetchval(sql.ATTACH_IN_STATES, run.id, wanted))
+            if State.NEW.value in wanted:
+                attached += int(await db.fetchval(sql.ATTACH_NEVER_FOLDED, run.id))
+        return attached
 
     def pending(self, run: Run) -> AsyncIterator[Claim | InvalidClaim]:
         """The claims of the hosts this process leases in `run`, as it leases them, until no
@@ -333,9 +404,9 @@ class PostgresStore:
             raise StoreError(
                 f"{self.name}: run {run.id} is shared: work on it inside `crawler.engine.leases.leasing`"
             )
-        return self._guarded_stream("lease hosts", self._leases.feed())
+        return self._guarded_feed("lease hosts", self._leases.feed())
 
-    async def _guarded_stream(self, action: str, items: AsyncIterator[_T]) -> AsyncGenerator[_T, None]:
+    async def _guarded_feed(self, action: str, items: AsyncIterator[_T]) -> AsyncGenerator[_T, None]:
         try:
             async for item in items:
                 yield item
@@ -350,58 +421,44 @@ class PostgresStore:
 
     @_guarded("save results")
     async def save(self, results: Sequence[Result]) -> Saved:
-        """Store a batch of results in one statement: those decided under a lease only while the
-        lease holds (the fence), a claim already decided in its run keeping its first result."""
+        """Store a batch of results and fold them into their claims' histories, in one transaction:
+        those decided under a lease only while the lease holds (the fence), a claim already decided
+        in its run keeping its first result; results, states and events are committed together.
+        Returns what was stored (each result with its state) and the events, in order."""
         if not results:
             return Saved()
+        firsts: dict[tuple[str, str], Result] = {}
+        for result in results:
+            firsts.setdefault((result.run_id, result.claim_id), result)
         leases = self._leases
-        fenced = leases.fence(results) if leases is not None else None
-        tokens = fenced.tokens if fenced is not None else {}
-        pairs = [*fenced.leased, *(("", r) for r in fenced.free)] if fenced else [("", r) for r in results]
-        stored: set[str] = set()
-        for run_id, group in _by_run(pairs):
-            hosts = [host for host, _ in group]
-            data = [json.dumps(result.to_dict(), ensure_ascii=False) for _, result in group]
-            unfenced = not any(hosts)
-            rows = await self._db.fetch(
-                sql.SAVE_FENCED,
-                run_id,
-                self.worker,
-                list(tokens),
-                list(tokens.values()),
-                hosts,
-                data,
-                unfenced,
-            )
-            stored.update(row["claim_id"] for row in rows)
+        fenced = leases.fence(list(firsts.values())) if leases is not None else None
+        save = functools.partial(
+            fold.save_batch,
+            worker=self.worker,
+            tokens=fenced.tokens if fenced is not None else {},
+            batch=_hosts(firsts, fenced),
+        )
+        saved = await self._in_transaction(save)
         if leases is not None:
-            await leases.settle(fenced, stored)
-        return Saved(tuple(result for result in results if result.claim_id in stored))
+            await leases.settle(fenced, {result.claim_id for result in saved.results})
+        return saved
 
     def writer(
         self, *, batch_size: int = 500, max_delay: float = 0.25, on_saved: OnSaved | None = None
     ) -> ResultWriter:
         return ResultWriter(self, batch_size=batch_size, max_delay=max_delay, on_saved=on_saved)
 
+    @_guarded_stream("read results")
     async def results(
         self, run_id: str | None = None, *, statuses: Collection[Status] = ()
     ) -> AsyncGenerator[Result, None]:
         """Results of a run (None or "latest": the latest) in the order they were decided."""
-        try:
-            if run_id in (None, "latest") and await self._db.fetchval(sql.LATEST_RUN_ID) is None:
-                return
-            run = await self._run_ref(run_id)
-            wanted = [Status(status).value for status in statuses]
-            after = 0
-            while True:
-                rows = await self._db.fetch(sql.RESULTS_PAGE, run, after, wanted, BATCH)
-                for row in rows:
-                    yield Result.from_dict(json.loads(row["data"]))
-                if len(rows) < BATCH:
-                    return
-                after = rows[-1]["seq"]
-        except DB_ERRORS as error:
-            raise self.failure("read results", error) from error
+        if run_id in (None, "latest") and await self._db.fetchval(sql.LATEST_RUN_ID) is None:
+            return
+        run = await self._run_ref(run_id)
+        wanted = [Status(status).value for status in statuses]
+        async for row in self._pages(sql.RESULTS_PAGE, run, wanted):
+            yield _stored(f"results row {row['seq']}", _result, row["data"])
 
     @_guarded("count the results")
     async def report(self, run_id: str | None = None, *, max_tag_values: int = 20) -> Report:
@@ -413,35 +470,130 @@ class PostgresStore:
         tags = tuple(TagCount(key, value, counts) for (key, value), counts in by_tag.items())
         return Report(info, {Flag(flag): n for flag, n in flags}, tags)
 
-    # Not on PostgreSQL yet: monitoring (section 9) and export's claim fields. ------------------
-
-    def export_rows(
+    @_guarded_stream("read results")
+    async def export_rows(
         self, run_id: RunRef = None, *, statuses: Collection[Status] = ()
-    ) -> AsyncIterator[tuple[Result, ClaimFields]]:
-        _not_yet("export")
+    ) -> AsyncGenerator[tuple[Result, ClaimFields], None]:
+        """Results of a run with their claims' fields, in the order the claims were first imported.
 
-    def events(
+        Nothing when the database has no run yet; StoreError for a run id that doesn't exist.
+        """
+        if run_id in (None, "latest") and await self._db.fetchval(sql.LATEST_RUN_ID) is None:
+            return
+        run = await self._run_ref(run_id)
+        wanted = [Status(status).value for status in statuses]
+        async for row in self._pages(sql.EXPORT_PAGE, run, wanted):
+            result = _stored(f"the result of claims row {row['seq']}", _result, row["data"])
+            yield result, ClaimFields(row["expected_anchor"], row["expected_rel"], row["match"] or "page")
+
+    # Monitoring (section 9) --------------------------------------------------------------------
+
+    @_guarded_stream("read events")
+    async def events(
         self, *, run_id: RunRef = None, since: str | None = None, types: Collection[str] = ()
-    ) -> AsyncIterator[Event]:
-        _not_yet("changes")
+    ) -> AsyncGenerator[Event, None]:
+        """The events of a run (None or "latest": the latest), or, with `since`, of every run after
+        that one (`run_id` is then ignored), in the order stored; `types` keeps those event types
+        (ValueError for a word that is not one). Nothing when the database has no run yet."""
+        wanted = sorted({EventType(kind).value for kind in types})
+        if since is not None:
+            runs = [row["id"] for row in await self._db.fetch(sql.RUNS_AFTER, await self._run_ref(since))]
+        elif run_id in (None, "latest") and await self._db.fetchval(sql.LATEST_RUN_ID) is None:
+            return
+        else:
+            runs = [await self._run_ref(run_id)]
+        for run in runs:
+            after = (0, 0)
+            while True:
+                rows = await self._db.fetch(sql.RUN_EVENTS, run, wanted, *after, BATCH)
+                for row in rows:
+                    yield _stored(f"event {row['result_seq']}.{row['n']}", _event, row["data"])
+                if len(rows) < BATCH:
+                    break
+                after = (rows[-1]["result_seq"], rows[-1]["n"])
 
+    @_guarded("read the claim's history")
     async def history(self, claim_id: str) -> list[tuple[Result, tuple[Event, ...]]]:
-        _not_yet("history")
+        """Every result of the claim in run order with the events it caused (in order).
 
+        `UnknownClaimError` when no claim has that id; a claim never checked has an empty history.
+        """
+        await self._claim(claim_id)
+        results = await self._db.fetch(sql.CLAIM_RESULTS, claim_id)
+        caused: dict[str, list[Event]] = {}
+        for row in await self._db.fetch(sql.CLAIM_EVENTS, claim_id):
+            event = _stored(f"an event of claim {claim_id}", _event, row["data"])
+            caused.setdefault(event.run_id, []).append(event)
+        history = [_stored(f"a result of claim {claim_id}", _result, row["data"]) for row in results]
+        return [(result, tuple(caused.get(result.run_id, ()))) for result in history]
+
+    @_guarded("read the result")
     async def result(self, claim_id: str, run_id: RunRef = None) -> Result | None:
-        _not_yet("evidence")
+        """The claim's result in run `run_id` (None: its latest result in any run), None if it has
+        none there. `UnknownClaimError` for an unknown claim, StoreError for an unknown run."""
+        await self._claim(claim_id)
+        if run_id is None:
+            data = await self._db.fetchval(sql.LATEST_RESULT, claim_id)
+        else:
+            data = await self._db.fetchval(sql.RUN_RESULT, await self._run_ref(run_id), claim_id)
+        return None if data is None else _stored(f"a result of claim {claim_id}", _result, data)
 
+    @_guarded("count the claims by state")
     async def state_counts(self, run_id: RunRef = None) -> dict[State, int]:
-        _not_yet("states")
+        """The run's decided claims by their state after it, in the order of `State` (a result
+        stored before states existed counts as new)."""
+        run = await self._run_ref(run_id)
+        rows = await self._db.fetch(sql.STATE_COUNTS, run)
+        counts = {_stored(f"run {run}: a state", State, row["state"]): row["count"] for row in rows}
+        return {state: counts[state] for state in State if state in counts}
 
-    def report_rows(self, run_id: RunRef = None) -> AsyncIterator[ClaimRow]:
-        _not_yet("report --html")
+    @_guarded_stream("read the run's results")
+    async def report_rows(self, run_id: RunRef = None) -> AsyncGenerator[ClaimRow, None]:
+        """One row per result of the run (in the order decided), with its state and its claim's
+        expected anchor: what the report's figures are computed from."""
+        run = await self._run_ref(run_id)
+        async for row in self._pages(sql.REPORT_ROWS, run):
+            result = _stored(f"results row {row['seq']}", _result, row["data"])
+            of = functools.partial(ClaimRow.of, expected_anchor=row["expected_anchor"])
+            yield _stored(f"results row {row['seq']}", of, result)
 
+    @_guarded("read the runs' series")
     async def run_points(self) -> list[RunPoint]:
-        _not_yet("report --html")
+        """Every run, oldest first: its live claims (state live or suspect after it), their
+        referring domains, and its found, lost and recovered events (kept with a run when it
+        stops; counted now for a run still going)."""
+        points = []
+        async with self._db.acquire() as db:
+            for row in await db.fetch(sql.RUN_POINTS):
+                kept = row["points"]
+                if kept is None or row["status"] == RunStatus.RUNNING:
+                    kept = await fold.point(db, row["id"])
+                what = f"run {row['id']}: its points"
+                figures = _stored(what, json.loads, kept)
+                points.append(_stored(what, functools.partial(_point, row["id"], row["started_at"]), figures))
+        return points
 
+    @_guarded("rebuild the claims' states and events")
     async def rebuild_history(self) -> tuple[int, int]:
-        _not_yet("history --rebuild")
+        """Fold every claim's states and events again from the stored results alone, in run order
+        (each run's own `confirm_runs` and `unreachable_runs`), restarting a usable claim whose
+        URLs now differ; in one transaction, while saves and imports wait. Returns (claims, events)."""
+        return await self._in_transaction(_rebuild)
+
+    async def _claim(self, claim_id: str) -> None:
+        if await self._db.fetchval(sql.CLAIM, claim_id) is None:
+            raise UnknownClaimError(f"no claim {claim_id!r} in {self.name}")
+
+    async def _pages(self, statement: str, run_id: str, *parameters: object) -> AsyncIterator[asyncpg.Record]:
+        """Rows of a statement paged by `seq` (its parameters: the run, `parameters`, after, limit)."""
+        after = 0
+        while True:
+            rows = await self._db.fetch(statement, run_id, *parameters, after, BATCH)
+            for row in rows:
+                yield row
+            if len(rows) < BATCH:
+                return
+            after = rows[-1]["seq"]
 
     # The lease backend (crawler.engine.leases) ---------------------------------------------------
 
@@ -503,8 +655,55 @@ class PostgresStore:
         return bool(await self._db.fetchval(sql.ANY_UNDONE, self._run))
 
 
-def _not_yet(command: str) -> NoReturn:
-    raise StoreError(f"`{command}` does not work on a PostgreSQL database yet; use a SQLite one")
+async def _import(
+    db: asyncpg.Connection, *, run_id: str, rows: list[tuple[str | None, ...]]
+) -> tuple[int, int]:
+    """Upsert a batch of claims (rows of `_claim_row`, one per id) and attach them to the run;
+    restart the histories of claims whose URLs changed. (added, updated)."""
+    await db.execute(sql.REOPEN_RUN, run_id)
+    await db.execute(sql.LOCK_CLAIMS, [row[0] for row in rows])  # in id order, as saves take them
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    added, updated = await db.fetchrow(sql.UPSERT_CLAIMS, *columns, run_id)
+    usable = [(str(row[0]), str(row[1]), str(row[2])) for row in rows if row[7] is None]
+    await fold.restart_changed(db, usable)
+    return int(added), int(updated)
+
+
+async def _rebuild(db: asyncpg.Connection) -> tuple[int, int]:
+    await db.execute(sql.LOCK_RUNS)
+    await db.execute(sql.LOCK_ALL_CLAIMS)
+    return await fold.refold(db)
+
+
+def _hosts(firsts: Mapping[tuple[str, str], Result], fenced: _Fenced | None) -> list[tuple[str, Result]]:
+    """The results to save, in the order given, each with the host whose lease fences it ("" for a
+    result decided under no lease); results the leases dropped are left out."""
+    if fenced is None:
+        return [("", result) for result in firsts.values()]
+    leased = {(result.run_id, result.claim_id): host for host, result in fenced.leased}
+    free = {(result.run_id, result.claim_id) for result in fenced.free}
+    return [(leased.get(key, ""), result) for key, result in firsts.items() if key in leased or key in free]
+
+
+def _stored(what: str, decode: Callable[[_S], _T], value: _S) -> _T:
+    """`decode(value)` of a value read from the database; one this crawler can't read (edited by
+    hand, written by another program or version) is `fold.Unreadable` naming `what`."""
+    try:
+        return decode(value)
+    except (ValueError, KeyError, TypeError) as error:
+        raise fold.Unreadable(f"{what} can't be read back: {error}") from error
+
+
+def _result(data: str) -> Result:
+    return Result.from_dict(json.loads(data))
+
+
+def _event(data: str) -> Event:
+    return Event.from_dict(json.loads(data))
+
+
+def _point(run_id: str, started_at: str, figures: Sequence[int]) -> RunPoint:
+    return RunPoint(run_id, started_at, *figures)
 
 
 async def _closed(pool: asyncpg.Pool) -> None:
@@ -535,14 +734,6 @@ def _redacted(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
-def _by_run(pairs: Sequence[tuple[str, Result]]) -> Iterator[tuple[str, list[tuple[str, Result]]]]:
-    groups: dict[tuple[str, bool], list[tuple[str, Result]]] = {}
-    for host, result in pairs:
-        groups.setdefault((result.run_id, bool(host)), []).append((host, result))
-    for (run_id, _), group in groups.items():
-        yield run_id, group
 
 
 async def _batches(items: Iterable[_T] | AsyncIterable[_T], size: int) -> AsyncIterator[list[_T]]:

@@ -7,13 +7,23 @@ transaction pooling would hand them to another client):
 
 - `hosts.owner/token/expires_at` is a host's *claims lease*: who works its pending claims.
   `TAKE_HOSTS` gives the ready hosts to one worker (`FOR UPDATE SKIP LOCKED`, the token bumped);
-  a result is stored only while its saver's lease is current and unexpired (`SAVE_FENCED`).
+  a result is stored only while its saver's lease is current and unexpired (`FENCE`).
 - `gates` rows are *request places*: a request to a host, by anyone, for any reason (its own
   pages, a redirect hop from another host's page, robots.txt), holds one while in flight;
   at most `per_host` live rows a host, and `hosts.next_allowed_at` spaces their starts
   (`crawler_take_gate`, one call, one round trip). A dead holder's place expires.
 - `robots` rows hold each origin's robots.txt answer for the run, fetched by whoever claimed
   the row first; an unanswered claim expires, and is claimed again, when its fetcher died.
+
+Monitoring (section 9) keeps the SQLite store's tables: `claim_states` (each checked claim's
+folded history), `events`, `results.state` and `runs.points`. An event's key is the result that
+caused it and its place among that result's events, `(result_seq, n)`: the order stored is the
+order the results were stored, and a rebuild writes the same keys. `results.referring_domain`
+is the registrable domain of the source the result was checked on, for the report's series.
+
+Every transaction that changes a claim's history locks the claim's row first (`LOCK_CLAIMS`, in
+id order, so two of them never wait for each other in a cycle) and only then reads it: saves,
+imports that may restart it, and `history --rebuild` (which locks the whole table).
 """
 
 from __future__ import annotations
@@ -140,6 +150,35 @@ MIGRATIONS: tuple[str, ...] = (
         RETURN 0;
     END $$;
     """,
+    # Monitoring (section 9). The results already stored are folded by the store's Python when
+    # it reaches this version, in the same transaction.
+    """
+    ALTER TABLE results ADD COLUMN state text;
+    ALTER TABLE results ADD COLUMN referring_domain text;
+    ALTER TABLE runs ADD COLUMN points text;
+    CREATE INDEX results_by_claim ON results (claim_id);
+    CREATE INDEX results_by_state ON results (run_id, state);
+    CREATE INDEX claims_by_seq ON claims (seq);
+    CREATE TABLE claim_states (
+        claim_id text PRIMARY KEY,
+        state text NOT NULL,
+        history text NOT NULL,
+        run_id text
+    );
+    CREATE INDEX claim_states_by_state ON claim_states (state);
+    CREATE TABLE events (
+        result_seq bigint NOT NULL,
+        n integer NOT NULL,
+        run_id text NOT NULL,
+        claim_id text NOT NULL,
+        event text NOT NULL,
+        data text NOT NULL,
+        PRIMARY KEY (result_seq, n)
+    );
+    CREATE INDEX events_by_run ON events (run_id, result_seq, n);
+    CREATE INDEX events_by_claim ON events (claim_id, result_seq, n);
+    CREATE INDEX events_by_event ON events (event, run_id, result_seq, n);
+    """,
 )
 """Schema changes from the first release on; entry N takes a database from version N to N+1."""
 
@@ -182,14 +221,19 @@ ATTACH_ALL = """
         INSERT INTO hosts (run_id, host) SELECT DISTINCT $1, host FROM attached ON CONFLICT DO NOTHING)
     SELECT count(*) FROM attached
 """
-REOPEN_RUN = "UPDATE runs SET status = 'running', finished_at = NULL WHERE id = $1 RETURNING status"
+REOPEN_RUN = """
+    UPDATE runs SET status = 'running', finished_at = NULL, points = NULL WHERE id = $1 RETURNING status
+"""
 """Taken first by an import: its row lock orders it against `FINISH_IF_DONE` (claims added to a
 run that had just finished reopen it; the importer then verifies them)."""
 
 # Runs.
 LATEST_RUN = "SELECT id, started_at, status FROM runs ORDER BY seq DESC LIMIT 1"
 RUNNING_RUN = "SELECT id, started_at FROM runs WHERE status = 'running'"
-RESUME_RUN = "UPDATE runs SET status = 'running', finished_at = NULL WHERE id = $1 AND status = 'interrupted'"
+RESUME_RUN = """
+    UPDATE runs SET status = 'running', finished_at = NULL, points = NULL
+    WHERE id = $1 AND status = 'interrupted'
+"""
 BEGIN_RUN = """
     INSERT INTO runs (id, started_at, status, settings) VALUES ($1, $2, 'running', $3)
     ON CONFLICT DO NOTHING RETURNING id
@@ -197,7 +241,7 @@ BEGIN_RUN = """
 LOCK_RUN = "SELECT status FROM runs WHERE id = $1 FOR UPDATE"
 ANY_UNDONE = "SELECT EXISTS (SELECT 1 FROM run_claims WHERE run_id = $1 AND NOT done)"
 FINISH_RUN = """
-    UPDATE runs SET status = $2, finished_at = $3, claims = $4, decided = $5, counts = $6
+    UPDATE runs SET status = $2, finished_at = $3, claims = $4, decided = $5, counts = $6, points = $7
     WHERE id = $1 AND status = 'running'
 """
 OTHER_WORKERS = """
@@ -300,32 +344,68 @@ STORE_ROBOTS = """
     WHERE run_id = $1 AND origin = $2 AND fetcher = $3
 """
 
-# Results.
-SAVE_FENCED = """
-    WITH fence AS (
-        SELECT host FROM hosts
-        WHERE run_id = $1 AND owner = $2 AND expires_at > clock_timestamp()
-          AND (host, token) IN (SELECT * FROM unnest($3::text[], $4::bigint[]))
-        FOR SHARE),
+# Results, and the monitoring fold they cause (`postgres_history.save_batch`, one transaction).
+FENCE = """
+    SELECT host FROM hosts
+    WHERE run_id = $1 AND owner = $2 AND expires_at > clock_timestamp()
+      AND (host, token) IN (SELECT * FROM unnest($3::text[], $4::bigint[]))
+    FOR SHARE
+"""
+"""The hosts of run `$1` whose lease `$2` still holds with the token it was given: only their
+results are stored. `FOR SHARE` until the transaction ends keeps a takeover (`TAKE_HOSTS`, which
+skips locked rows) from committing before the results are. Results decided under no lease (a
+library caller's own) are not fenced."""
+LOCK_CLAIMS = "SELECT id FROM claims WHERE id = ANY ($1::text[]) ORDER BY id FOR NO KEY UPDATE"
+"""The claims whose histories a transaction is about to read and change, locked in id order
+(rows are locked in the order sorted). Reads of their states come in later statements, whose
+snapshots see whatever the previous holder committed."""
+DECIDED = """
+    SELECT run_id, claim_id FROM results
+    WHERE (run_id, claim_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+"""
+"""Which (run, claim) pairs already have a result: a claim keeps its first result in a run."""
+HISTORIES = "SELECT claim_id, history FROM claim_states WHERE claim_id = ANY ($1::text[])"
+RUN_SETTINGS = "SELECT id, settings FROM runs WHERE id = ANY ($1::text[])"
+SAVE = """
+    WITH incoming AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                             $7::integer[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+            WITH ORDINALITY AS u(run_id, claim_id, status, reason, flags, tags, http_status, final_url,
+                                 checked_at, state, referring_domain, data, n)),
     stored AS (
         INSERT INTO results (run_id, claim_id, status, reason, flags, tags, http_status, final_url,
-                             checked_at, data)
-        SELECT $1, d::jsonb ->> 'claim_id', d::jsonb ->> 'status', d::jsonb ->> 'reason',
-               (d::jsonb -> 'flags')::text, (d::jsonb -> 'tags')::text,
-               (d::jsonb ->> 'http_status')::integer, d::jsonb ->> 'final_url',
-               d::jsonb ->> 'checked_at', d
-        FROM unnest($5::text[], $6::text[]) AS u(host, d)
-        WHERE $7 OR u.host IN (SELECT host FROM fence)
+                             checked_at, state, referring_domain, data)
+        SELECT run_id, claim_id, status, reason, flags, tags, http_status, final_url, checked_at, state,
+               referring_domain, data
+        FROM incoming ORDER BY n
         ON CONFLICT (run_id, claim_id) DO NOTHING
-        RETURNING claim_id),
+        RETURNING seq, run_id, claim_id),
     done AS (
-        UPDATE run_claims SET done = true
-        WHERE run_id = $1 AND claim_id IN (SELECT claim_id FROM stored))
-    SELECT claim_id FROM stored
+        UPDATE run_claims AS rc SET done = true FROM stored AS s
+        WHERE rc.run_id = s.run_id AND rc.claim_id = s.claim_id),
+    states AS (
+        INSERT INTO claim_states (claim_id, state, history, run_id)
+        SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::text[])
+        ON CONFLICT (claim_id) DO UPDATE SET
+            state = excluded.state, history = excluded.history, run_id = excluded.run_id),
+    caused AS (
+        INSERT INTO events (result_seq, n, run_id, claim_id, event, data)
+        SELECT s.seq, e.n, e.run_id, e.claim_id, e.event, e.data
+        FROM unnest($17::text[], $18::text[], $19::integer[], $20::text[], $21::text[])
+            AS e(run_id, claim_id, n, event, data)
+        JOIN stored AS s ON s.run_id = e.run_id AND s.claim_id = e.claim_id)
+    SELECT count(*) FROM stored
 """
-"""Results stored only for hosts whose lease `$2` still holds with the token it was given
-(`$7` true: no fence, for results not decided under a lease); `FOR SHARE` keeps a takeover
-from committing in between. The claims stored are marked done in the same statement."""
+"""A batch already fenced and folded, in one statement: its results (in the order given, so their
+`seq` is the order decided), the claims marked done, the claims' states after them, and the
+events they caused, keyed by the result's `seq`. Run under `LOCK_CLAIMS`, after `DECIDED`: every
+result is new to its run, which the count returned confirms."""
+RESTART_STATES = """
+    UPDATE claim_states AS s SET state = u.state, history = u.history
+    FROM unnest($1::text[], $2::text[], $3::text[]) AS u(claim_id, state, history)
+    WHERE s.claim_id = u.claim_id
+"""
+"""An import that changed claims' URLs: their histories start again (the run of the last result stays)."""
 
 TAG_COUNTS = """
     WITH counts AS (
@@ -344,6 +424,108 @@ FLAG_COUNTS = """
 """
 RESULTS_PAGE = """
     SELECT seq, data FROM results
-    WHERE run_id = $1 AND seq > $2 AND (cardinality($3::text[]) = 0 OR status = ANY ($3))
+    WHERE run_id = $1 AND (cardinality($2::text[]) = 0 OR status = ANY ($2)) AND seq > $3
     ORDER BY seq LIMIT $4
 """
+EXPORT_PAGE = """
+    SELECT c.seq, r.data, c.expected_anchor, c.expected_rel, c.match
+    FROM claims AS c JOIN results AS r ON r.claim_id = c.id
+    WHERE r.run_id = $1 AND (cardinality($2::text[]) = 0 OR r.status = ANY ($2)) AND c.seq > $3
+    ORDER BY c.seq LIMIT $4
+"""
+"""A page of a run's results with their claims' fields, in the order the claims were first imported."""
+
+# Monitoring reads. Events come in the order stored: by the result that caused them, then in turn.
+RUN_EVENTS = """
+    SELECT result_seq, n, data FROM events
+    WHERE run_id = $1 AND (cardinality($2::text[]) = 0 OR event = ANY ($2)) AND (result_seq, n) > ($3, $4)
+    ORDER BY result_seq, n LIMIT $5
+"""
+RUNS_AFTER = "SELECT id FROM runs WHERE seq > (SELECT seq FROM runs WHERE id = $1) ORDER BY seq"
+CLAIM = "SELECT 1 FROM claims WHERE id = $1"
+CLAIM_RESULTS = """
+    SELECT r.data FROM results AS r JOIN runs AS ru ON ru.id = r.run_id
+    WHERE r.claim_id = $1 ORDER BY ru.seq
+"""
+CLAIM_EVENTS = "SELECT data FROM events WHERE claim_id = $1 ORDER BY result_seq, n"
+LATEST_RESULT = """
+    SELECT r.data FROM results AS r JOIN runs AS ru ON ru.id = r.run_id
+    WHERE r.claim_id = $1 ORDER BY ru.seq DESC LIMIT 1
+"""
+RUN_RESULT = "SELECT data FROM results WHERE run_id = $1 AND claim_id = $2"
+STATE_COUNTS = "SELECT coalesce(state, 'new') AS state, count(*) FROM results WHERE run_id = $1 GROUP BY 1"
+"""A result stored before states existed counts as `new`, as the report's figures read it."""
+REPORT_ROWS = """
+    SELECT r.seq, r.data, c.expected_anchor FROM results AS r LEFT JOIN claims AS c ON c.id = r.claim_id
+    WHERE r.run_id = $1 AND r.seq > $2 ORDER BY r.seq LIMIT $3
+"""
+RUN_POINT = """
+    SELECT
+        (SELECT count(*) FROM results WHERE run_id = $1 AND state IN ('live', 'suspect')),
+        (SELECT count(DISTINCT referring_domain) FROM results
+         WHERE run_id = $1 AND state IN ('live', 'suspect')),
+        (SELECT count(*) FROM events WHERE event = 'found' AND run_id = $1),
+        (SELECT count(*) FROM events WHERE event = 'lost' AND run_id = $1),
+        (SELECT count(*) FROM events WHERE event = 'recovered' AND run_id = $1)
+"""
+"""A run's point on the over-time series: live claims, their referring domains (of the sources the
+results were checked on), found, lost and recovered events; kept in `runs.points` when it stops."""
+RUN_POINTS = "SELECT id, started_at, status, points FROM runs ORDER BY seq"
+SET_POINTS = "UPDATE runs SET points = $2 WHERE id = $1"
+STOPPED_RUNS = "SELECT id FROM runs WHERE status <> 'running' ORDER BY seq"
+ATTACH_IN_STATES = """
+    WITH attached AS (
+        INSERT INTO run_claims (run_id, claim_id, page_key, host)
+        SELECT $1, c.id, c.page_key, c.host FROM claim_states AS s JOIN claims AS c ON c.id = s.claim_id
+        WHERE s.state = ANY ($2::text[])
+        ON CONFLICT DO NOTHING RETURNING host),
+    new_hosts AS (
+        INSERT INTO hosts (run_id, host) SELECT DISTINCT $1, host FROM attached ON CONFLICT DO NOTHING)
+    SELECT count(*) FROM attached
+"""
+ATTACH_NEVER_FOLDED = """
+    WITH attached AS (
+        INSERT INTO run_claims (run_id, claim_id, page_key, host)
+        SELECT $1, c.id, c.page_key, c.host FROM claims AS c
+        WHERE NOT EXISTS (SELECT 1 FROM claim_states AS s WHERE s.claim_id = c.id)
+        ON CONFLICT DO NOTHING RETURNING host),
+    new_hosts AS (
+        INSERT INTO hosts (run_id, host) SELECT DISTINCT $1, host FROM attached ON CONFLICT DO NOTHING)
+    SELECT count(*) FROM attached
+"""
+"""Claims without a folded result are `new`: `verify --states new` takes them too."""
+
+# Rebuilding the fold from the results alone (`postgres_history.refold`).
+LOCK_RUNS = "SELECT id FROM runs ORDER BY seq FOR NO KEY UPDATE"
+LOCK_ALL_CLAIMS = "LOCK TABLE claims IN EXCLUSIVE MODE"
+"""A rebuild's locks: the runs' rows first, as an import takes its run's (so the two never wait for
+each other in a cycle), then every claim, as a save or an import locks some: none of them changes
+a history until the rebuild has committed. Readers, leases and request places go on."""
+CLEAR_STATES = "DELETE FROM claim_states"
+CLEAR_EVENTS = "DELETE FROM events"
+RUN_ORDER = "SELECT id, settings FROM runs ORDER BY seq"
+CLAIMS_RESULTS = """
+    SELECT r.seq, r.claim_id, r.state, r.referring_domain, r.data, c.source_url, c.target_url,
+           c.invalid_reason
+    FROM results AS r JOIN runs AS ru ON ru.id = r.run_id LEFT JOIN claims AS c ON c.id = r.claim_id
+    WHERE r.claim_id IN (SELECT DISTINCT claim_id FROM results WHERE claim_id > $1 ORDER BY claim_id LIMIT $2)
+    ORDER BY r.claim_id, ru.seq
+"""
+"""Every result of the next `$2` claims after claim `$1` that have results, each claim's in run order."""
+PUT_STATES = """
+    INSERT INTO claim_states (claim_id, state, history, run_id)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+    ON CONFLICT (claim_id) DO UPDATE SET
+        state = excluded.state, history = excluded.history, run_id = excluded.run_id
+"""
+ADD_EVENTS = """
+    INSERT INTO events (result_seq, n, run_id, claim_id, event, data)
+    SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[])
+"""
+RESTAMP = """
+    UPDATE results AS r SET state = u.state, referring_domain = u.referring_domain, data = u.data
+    FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+        AS u(run_id, seq, state, referring_domain, data)
+    WHERE r.run_id = u.run_id AND r.seq = u.seq
+"""
+"""Results whose state (or referring domain) a rebuild found different: written again, `data` too."""
