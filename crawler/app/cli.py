@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
-from rich.console import RenderableType
 
 from crawler import config, logs
 from crawler.app import display, report_html, reporting, summary, xlsx
@@ -46,7 +45,7 @@ from crawler.engine import archive, notify, render
 from crawler.errors import ConfigError, CrawlerError
 from crawler.models import Reason, Result, Status
 from crawler.store.backends import is_postgres, open_store
-from crawler.store.base import Report, RunInfo, RunStore
+from crawler.store.base import RunInfo, RunStore
 
 if TYPE_CHECKING:
     from crawler.app.demo import DemoSite
@@ -312,8 +311,6 @@ def verify_command(args: argparse.Namespace) -> int:
     fail_on = _statuses(args.fail_on, "--fail-on")
     fail_on_event = _words(args.fail_on_event, "--fail-on-event", EventType)
     states = _words(args.states, "--states", State)
-    if is_postgres(args.db) and (states or fail_on_event or args.events or settings.notify):
-        raise UsageError("--states, --events, --fail-on-event and notify need a SQLite database for now")
     if states and args.inputs:
         raise UsageError("--states takes no input: it re-checks the stored claims in those states")
     if not args.inputs and not is_postgres(args.db) and not Path(args.db).is_file():
@@ -343,12 +340,8 @@ def verify_command(args: argparse.Namespace) -> int:
             states=[State(word) for word in states],
         )
         outcome = run_async(run)
-    if is_postgres(db):  # the figures need the monitoring rows, not kept on PostgreSQL yet
-        tables: RenderableType = display.report_tables(outcome.report)
-        matched: dict[str, int] = {}
-    else:
-        figures, matched = run_async(_after_run(db, outcome.info.id, settings, fail_on_event))
-        tables = summary.summary_tables(figures)
+    figures, matched = run_async(_after_run(db, outcome.info.id, settings, fail_on_event))
+    tables = summary.summary_tables(figures)
     # With results on stdout, stderr is the log stream: in JSON it stays JSON (the "run
     # finished" line carries the counts), so a log collector never meets a table.
     summary_in_logs = summary_stream is sys.stderr and log_format is logs.LogFormat.JSON
@@ -554,17 +547,6 @@ def report_command(args: argparse.Namespace) -> int:
     db = _existing_db(args.db)
     _refuse_overwriting(args.html, "--html", _db_files(args.db))
     by = [name.strip() for name in args.by.split(",") if name.strip()]
-    if is_postgres(db):  # counts by status, flag and tag: the figures need monitoring rows
-        if args.html is not None:
-            raise UsageError("report --html needs a SQLite database for now")
-        report = run_async(_plain_report(db, args.run))
-        if args.format == "json":
-            _utf8(sys.stdout).write(
-                json.dumps(display.report_json(report), ensure_ascii=False, indent=2) + "\n"
-            )
-        else:
-            display.console(_utf8(sys.stdout)).print(display.report_tables(report))
-        return EXIT_OK
     figures = run_async(_figures(db, args.run, by))
     if args.html is not None:
         _write_html(Path(args.html), report_html.render(figures, db=args.db))
@@ -576,11 +558,6 @@ def report_command(args: argparse.Namespace) -> int:
     else:
         display.console(out).print(summary.summary_tables(figures, tags=by or None))
     return EXIT_OK
-
-
-async def _plain_report(db: str, run_id: str) -> Report:
-    async with open_store(db) as store:
-        return await store.report(run_id)
 
 
 async def _figures(db: str, run_id: str, by: Sequence[str] = ()) -> Figures:

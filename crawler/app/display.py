@@ -1,15 +1,16 @@
-"""What a person sees: the progress of a run, and a run's summary as tables or JSON.
+"""What a person sees: the progress of a run, and tables of results, runs, events and a claim's
+history (a run's figures are `summary.py`'s).
 
 On a terminal, a progress bar on standard error (counts per status, rate, time left);
-anywhere else one structured log line every `LOG_EVERY` seconds instead. Summaries are
-rich tables, plain text when the stream is not a terminal.
+anywhere else one structured log line every `LOG_EVERY` seconds instead. Tables are rich
+tables, plain text when the stream is not a terminal.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, TextIO
 
 import structlog
@@ -22,7 +23,7 @@ from crawler.app.export import cell as _cell
 from crawler.app.export import neutralise
 from crawler.core.history import Event
 from crawler.models import Result, Status
-from crawler.store.base import Report, RunInfo
+from crawler.store.base import RunInfo
 
 LOG_EVERY = 10.0
 """Seconds between two progress log lines when standard error is not a terminal."""
@@ -158,42 +159,6 @@ def run_progress(console: Console, *, quiet: bool) -> RunProgress:
     return ProgressBar(console) if console.is_terminal else ProgressLog()
 
 
-def report_tables(report: Report, *, tags: Collection[str] | None = None) -> RenderableType:
-    """A run's summary for people: counts by status, by flag and by tag (all tags, or `tags`)."""
-    parts: list[RenderableType] = [_run_line(report.run), _status_table(report.run)]
-    if report.by_flag:
-        parts.append(_counts_table("flag", ((flag.value, n) for flag, n in report.by_flag.items())))
-    parts.extend(_tag_tables(report, tags))
-    return Group(*parts)
-
-
-def report_json(report: Report) -> dict[str, Any]:
-    """A run's summary for machines (the shape `crawler report --format json` prints)."""
-    run = report.run
-    return {
-        "run": {
-            "id": run.id,
-            "status": run.status.value,
-            "started_at": run.started_at,
-            "finished_at": run.finished_at,
-            "claims": run.claims,
-            "decided": run.decided,
-            "pending": run.pending,
-        },
-        "by_status": {status.value: run.by_status.get(status, 0) for status in Status},
-        "by_flag": {flag.value: n for flag, n in report.by_flag.items()},
-        "by_tag": [
-            {
-                "key": tag.key,
-                "value": tag.value,
-                "total": tag.total,
-                "by_status": _status_words(tag.by_status),
-            }
-            for tag in report.by_tag
-        ],
-    }
-
-
 def results_table(results: Iterable[Result], *, note_tag: str = "case") -> Table:
     """One row per result: claim, what it is about (its `note_tag` tag), status, reason, flags."""
     table = Table(
@@ -213,50 +178,8 @@ def console(stream: TextIO) -> Console:
     return Console(file=stream, width=160, no_color=True, highlight=False)
 
 
-def _run_line(run: RunInfo) -> Text:
-    ended = f", ended {run.finished_at}" if run.finished_at else ""
-    return Text(f"Run {run.id} ({run.status.value}): {run.decided} of {run.claims} claims decided{ended}")
-
-
-def _status_table(run: RunInfo) -> Table:
-    table = Table("status", "results", "share", title="By status", title_justify="left")
-    for status in Status:
-        n = run.by_status.get(status, 0)
-        share = f"{n / run.decided:.0%}" if run.decided else "-"
-        table.add_row(_status(status), str(n), share)
-    table.add_section()
-    table.add_row("total", str(run.decided), "")
-    return table
-
-
-def _counts_table(kind: str, rows: Iterable[tuple[str, int]]) -> Table:
-    table = Table(kind, "results", title=f"By {kind}", title_justify="left")
-    for name, n in rows:
-        table.add_row(name, str(n))
-    return table
-
-
-def _tag_tables(report: Report, only: Collection[str] | None) -> Iterator[Table]:
-    statuses = [status for status in Status if report.run.by_status.get(status)]
-    keys = dict.fromkeys(tag.key for tag in report.by_tag if only is None or tag.key in only)
-    for key in keys:
-        title = Text(f"By tag {key}")
-        table = Table(
-            Column(Text(key)), "total", *(s.value for s in statuses), title=title, title_justify="left"
-        )
-        for tag in (tag for tag in report.by_tag if tag.key == key):
-            counts = [str(tag.by_status.get(status, 0)) for status in statuses]
-            value = Text(tag.value) if tag.value is not None else Text("(other values)", style="italic")
-            table.add_row(value, str(tag.total), *counts)
-        yield table
-
-
 def _status(status: Status) -> Text:
     return Text(status.value, style=STATUS_STYLE[status])
-
-
-def _status_words(counts: Mapping[Status, int]) -> dict[str, int]:
-    return {status.value: n for status, n in counts.items()}
 
 
 def run_record(run: RunInfo) -> dict[str, Any]:
