@@ -18,7 +18,7 @@ from servers import Server, Servers, redirect, respond
 
 from crawler.core import urls
 from crawler.core.urls import MatchMode
-from crawler.engine.parsing import PoolReader, WorkerError, read_page
+from crawler.engine.parsing import PAGES_AHEAD, PoolReader, Read, WorkerError, read_page
 
 DELAY = 0.25
 JITTER = 0.08
@@ -269,3 +269,28 @@ class TestPoolReader:
             assert any(isinstance(outcome, WorkerError) for outcome in outcomes)
             with pytest.raises(WorkerError, match="worker process died"):
                 await pool.read(body, "text/html", "http://a.test/", index_agent="g", targets=None)
+
+    async def test_fetching_waits_for_the_readers(self) -> None:
+        """With PAGES_AHEAD pages a worker asked and none answered (the worker is stopped), no
+        request may start (`room` waits); an answer makes room again."""
+        body = html("<p>a page</p>").encode()
+        async with PoolReader(1) as pool:
+
+            def ask() -> asyncio.Future[Read]:
+                return asyncio.ensure_future(
+                    pool.read(body, "text/html", "http://a.test/", index_agent="g", targets=None)
+                )
+
+            await ask()  # the worker is up
+            (worker,) = pool.processes
+            os.kill(worker, signal.SIGSTOP)
+            try:
+                asked = [ask() for _ in range(PAGES_AHEAD)]
+                await asyncio.sleep(0)
+                room = asyncio.ensure_future(pool.room())
+                done, _ = await asyncio.wait([room], timeout=0.2)
+                assert not done  # the stopped worker can't answer: nothing may be fetched
+            finally:
+                os.kill(worker, signal.SIGCONT)
+            await asyncio.wait_for(room, timeout=30)
+            assert len(await asyncio.gather(*asked)) == PAGES_AHEAD

@@ -23,7 +23,7 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import SimpleNamespace, TracebackType
@@ -177,10 +177,12 @@ class Fetcher:
         *,
         rng: random.Random | None = None,
         archive: Archive | None = None,
+        room: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.politeness = politeness
         self.archive = archive
+        self._room = room
         self._rng = rng or random.Random()
         proxy_host = URL(settings.proxy).host if settings.proxy else None
         self._resolver = GuardedResolver(
@@ -211,6 +213,8 @@ class Fetcher:
         attempt = 1
         while True:
             async with self.politeness.slot(host, interval=interval):
+                if self._room is not None:  # the pages read elsewhere must keep up (`parsing.PoolReader`)
+                    await self._room()
                 answer = replace(await self._once(url, host, max_bytes), attempts=attempt)
             pause = self._retry_after(answer)
             if pause is not None:

@@ -38,6 +38,10 @@ and the SHA-256 (hex) of the body (hashed here: with workers, off the run's proc
 190 KB page costs a few tenths of a millisecond)."""
 
 
+PAGES_AHEAD = 4
+"""Pages a worker may have waiting for it, or being read: enough that none idles."""
+
+
 class WorkerError(CrawlerError):
     """A worker process died (killed, out of memory): the run stops, resumable."""
 
@@ -85,6 +89,9 @@ class PageReader:
             body, content_type, url, index_agent=index_agent, targets=targets, script_signs=script_signs
         )
 
+    async def room(self) -> None:
+        """Returns when a page more may be fetched: at once here, where reading blocks the loop."""
+
     async def __aenter__(self) -> PageReader:
         return self
 
@@ -113,6 +120,8 @@ class PoolReader(PageReader):
         self._count = workers
         self._workers: list[_Worker] = []
         self._broken: str | None = None
+        self._asked = 0
+        self._answered = asyncio.Event()
 
     async def __aenter__(self) -> PoolReader:
         context = multiprocessing.get_context("spawn")
@@ -138,10 +147,26 @@ class PoolReader(PageReader):
             raise WorkerError(self._broken or "the page readers are not running")
         call = (content_type, url, index_agent, tuple(targets) if targets is not None else None, script_signs)
         worker = min(self._workers, key=_Worker.outstanding)
-        outcome = await worker.ask(call, body)
+        self._asked += 1
+        try:
+            outcome = await worker.ask(call, body)
+        finally:
+            self._asked -= 1
+            self._answered.set()
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
+
+    async def room(self) -> None:
+        """Returns once fewer than `PAGES_AHEAD` pages a worker wait for the workers.
+
+        The fetcher asks before each request: with reading off the event loop, requests would
+        otherwise outrun the workers and fetched bodies pile up (500 MB of them on the bench site
+        with `max_pending_pages` tasks each holding one); so the fetching slows to the readers' pace.
+        """
+        while self._asked >= PAGES_AHEAD * self._count and self._broken is None:
+            self._answered.clear()
+            await self._answered.wait()
 
     @property
     def processes(self) -> list[int]:

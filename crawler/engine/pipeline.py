@@ -123,7 +123,7 @@ class _Run:
     def __post_init__(self) -> None:
         s = self.settings
         self.politeness = Politeness(concurrency=s.concurrency, per_host=s.per_host, delay=s.delay)
-        self.fetcher = Fetcher(s, self.politeness, archive=self.archive)
+        self.fetcher = Fetcher(s, self.politeness, archive=self.archive, room=self.reader.room)
         self.robots = RobotsCache(self.fetcher, s)
         self.pages = PageFetcher(self.fetcher, self.robots, s, self.reader)
         self.judge = Judge(s, self.run_id, self.pages, archive=self.archive)
