@@ -1,11 +1,12 @@
 """Workers sharing a PostgreSQL run: pages a second with 1, 2 and 4 worker processes, and the
 database round trips each page costs.
 
-A throwaway cluster (tests/postgres_cluster.py) and loopback servers (tests/servers.py, in this
-process: HOSTS hosts on 127.0.5.x, PAGES pages each, answering at once) are started; for each
-worker count a new database gets one claim a page, a run is begun, and that many
-`crawler.engine.leases.work` processes finish it. Each worker counts the statements it sends
-(every asyncpg call is one round trip: no statement is pipelined) and prints them.
+A throwaway cluster (tests/postgres_cluster.py) and the memory benchmark's nginx (one process
+answering every path of every loopback address with a small page, `bench/memory.py`; `--hosts`
+hosts, `--pages` pages each) are started; for each worker count a new database gets one claim a
+page, a run is begun, and that many `crawler.engine.leases.work` processes finish it. Each
+worker counts the statements it sends (every asyncpg call is one round trip: no statement is
+pipelined) and prints them.
 
     .venv/bin/python bench/postgres.py
     .venv/bin/python bench/postgres.py --hosts 200 --pages 10 --delay 0 --workers 1 2 4
@@ -18,21 +19,22 @@ import asyncio
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from memory import PORT, host, start_nginx
 from postgres_cluster import running_cluster
-from servers import Servers, respond, running
 
 from crawler.config import Settings
 from crawler.models import Claim
 from crawler.store.postgres import PostgresStore
 
-TARGET = "https://target.example/landing"
-PAGE = f'<html><body><p>text</p><a href="{TARGET}">anchor</a></body></html>'
+TARGET = "https://target.example/t3"  # one of the ten links of the memory benchmark's page
 WORKER = """
 import asyncio, collections, json, sys
 from crawler import logs
@@ -95,10 +97,14 @@ async def one(url: str, claims: list[Claim], settings: Settings, workers: int) -
 
 async def main(args: argparse.Namespace) -> None:
     settings = Settings(allow_private=True, delay=args.delay, lease=10.0, concurrency=args.concurrency)
-    with running_cluster() as cluster:
-        async with running() as factory:
-            sites = await _sites(factory, args.hosts, args.pages)
-            claims = [Claim(site.url(f"/p{n}"), TARGET) for n in range(args.pages) for site in sites]
+    with running_cluster() as cluster, tempfile.TemporaryDirectory(prefix="bench-postgres-") as tmp:
+        nginx = start_nginx(Path(tmp))
+        try:
+            claims = [
+                Claim(f"http://{host(site)}:{PORT}/p{n}", TARGET)
+                for n in range(args.pages)
+                for site in range(args.hosts)
+            ]
             for number, workers in enumerate(args.workers):
                 url = cluster.create_database(f"bench_{number}")
                 took, counts = await one(url, claims, settings, workers)
@@ -110,17 +116,9 @@ async def main(args: argparse.Namespace) -> None:
                 )
                 for statement, n in counts.most_common():
                     print(f"    {n / pages:6.2f}/page  {statement}")
-
-
-async def _sites(factory: Servers, hosts: int, pages: int) -> list:  # type: ignore[type-arg]
-    robots = respond("User-agent: *\nAllow: /\n", content_type="text/plain")
-    return [
-        await factory.app(
-            {"/robots.txt": robots, **{f"/p{n}": respond(PAGE) for n in range(pages)}},
-            f"127.0.5.{host + 1}",
-        )
-        for host in range(hosts)
-    ]
+        finally:
+            nginx.terminate()
+            nginx.wait()
 
 
 if __name__ == "__main__":
