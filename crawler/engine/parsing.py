@@ -121,7 +121,7 @@ class PoolReader(PageReader):
         self._workers: list[_Worker] = []
         self._broken: str | None = None
         self._asked = 0
-        self._answered = asyncio.Event()
+        self._waiting_for_room: collections.deque[asyncio.Future[None]] = collections.deque()
 
     async def __aenter__(self) -> PoolReader:
         context = multiprocessing.get_context("spawn")
@@ -152,7 +152,7 @@ class PoolReader(PageReader):
             outcome = await worker.ask(call, body)
         finally:
             self._asked -= 1
-            self._answered.set()
+            self._make_room()
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
@@ -165,8 +165,22 @@ class PoolReader(PageReader):
         with `max_pending_pages` tasks each holding one); so the fetching slows to the readers' pace.
         """
         while self._asked >= PAGES_AHEAD * self._count and self._broken is None:
-            self._answered.clear()
-            await self._answered.wait()
+            waiting = asyncio.get_running_loop().create_future()
+            self._waiting_for_room.append(waiting)
+            try:
+                await waiting
+            except asyncio.CancelledError:
+                if not waiting.cancelled():  # woken, then cancelled: the room goes to the next
+                    self._make_room()
+                raise
+
+    def _make_room(self) -> None:
+        """Wake one fetch waiting for room (one an answer: not every waiter at every answer)."""
+        while self._waiting_for_room:
+            waiting = self._waiting_for_room.popleft()
+            if not waiting.done():
+                waiting.set_result(None)
+                return
 
     @property
     def processes(self) -> list[int]:
@@ -178,6 +192,8 @@ class PoolReader(PageReader):
         self._broken = self._broken or why
         for worker in self._workers:
             worker.fail(why)
+        while self._waiting_for_room:  # they go on to fail in `read`
+            self._make_room()
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
@@ -289,9 +305,7 @@ def _serve(connection: socket.socket, parent: int) -> None:
                     body, content_type, url, index_agent=index_agent, targets=targets, script_signs=signs
                 )
                 answer = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-            except (
-                Exception
-            ) as error:  # a bug, perhaps met on a hostile page: that page fails, as in one process
+            except Exception as error:  # a bug met on a hostile page: that page alone fails
                 answer = _pickled_error(error)
             connection.sendall(_ANSWER.pack(len(answer)) + answer)
 
