@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ctypes
 import hashlib
 import multiprocessing
@@ -290,9 +291,9 @@ async def _received(loop: asyncio.AbstractEventLoop, connection: socket.socket, 
 
 
 def _serve(connection: socket.socket, parent: int) -> None:
-    """A worker: reads pages as the run's process asks, until it closes its end."""
+    """A worker: reads pages as the run's process asks, until it closes its end (or goes)."""
     _worker_start(parent)
-    with connection:
+    with connection, contextlib.suppress(ConnectionError):  # the run stopped: nothing to answer
         while (header := _read_exactly(connection, _FRAME.size)) is not None:
             head_size, body_size = _FRAME.unpack(header)
             head, body = _read_exactly(connection, head_size), _read_exactly(connection, body_size)
