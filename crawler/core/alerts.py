@@ -41,12 +41,6 @@ def severity(event: Event) -> str:
     return "other"
 
 
-def referring_domain(source_url: str) -> str:
-    """The registrable domain of a source page, or its host when it has none."""
-    host = urls.host_key(source_url)
-    return urls.registrable_domain(host) or host
-
-
 def alert_document(run_id: str, by_state: Mapping[str, int], events: Iterable[Event]) -> dict[str, Any]:
     """The webhook's JSON document: the run, its counts by state, and its events grouped by
     severity (in the order above) and, within each, by referring domain (most events first)."""
@@ -54,7 +48,7 @@ def alert_document(run_id: str, by_state: Mapping[str, int], events: Iterable[Ev
     total = 0
     for event in events:
         domains = grouped[severity(event)]
-        domains.setdefault(referring_domain(event.source_url), []).append(event.to_dict())
+        domains.setdefault(urls.referring_domain(event.source_url) or "", []).append(event.to_dict())
         total += 1
     return {
         "run_id": run_id,

@@ -333,6 +333,21 @@ def fold(
     return history, tuple(events)
 
 
+FOLD_DEFAULTS = {"confirm_runs": 2, "unreachable_runs": 3}
+"""The fold's settings (`step`'s keywords) and their defaults."""
+
+
+def settings_of(stored: object) -> dict[str, int]:
+    """The fold's settings among a run's stored settings (its JSON, parsed): a whole number of
+    runs, at least 1, else the default (a run recorded before the setting existed has none)."""
+    found = stored if isinstance(stored, Mapping) else {}
+    return {name: _runs(found.get(name), default) for name, default in FOLD_DEFAULTS.items()}
+
+
+def _runs(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else default
+
+
 def _check(**settings: int) -> None:
     for name, value in settings.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

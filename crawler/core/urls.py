@@ -203,6 +203,13 @@ def registrable_domain(host: str) -> str:
     return _public_suffixes().privatesuffix(host) or host
 
 
+def referring_domain(url: str) -> str | None:
+    """The registrable domain of a page's URL, the referring domain of a link on it (None when the
+    URL has no host)."""
+    host = host_key(url) if isinstance(url, str) else ""
+    return registrable_domain(host) if host else None
+
+
 @cache
 def _public_suffixes() -> PublicSuffixList:
     """The list, read on first use (it takes a noticeable part of start-up, and many runs never

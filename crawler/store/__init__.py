@@ -7,11 +7,12 @@ returns. The rest of the crawler depends on those names only; `display.py` and t
 never import a database driver.
 
 Each backend keeps its transaction logic and its SQL apart: `sqlite.py` (the only aiosqlite
-code, `SQLiteStore`, public as `crawler.Store`) with `sqlite_sql.py`; a PostgreSQL store will
-sit beside them. What differs between backends is said in their docstrings: a SQLite run is
-held by one process at a time (a second `begin_run` raises `RunHeldError`), a PostgreSQL run
-is shared by every process that joins it. Every failure of a backend is a `StoreError` naming
-the database and the cause.
+code, `SQLiteStore`, public as `crawler.Store`) with `sqlite_sql.py` and `sqlite_history.py`;
+`postgres.py` (the only asyncpg code, `PostgresStore`) with `postgres_sql.py` and
+`postgres_history.py`; `backends.open_store` picks one by the `--db` it is given. What differs
+between backends is said in their docstrings: a SQLite run is held by one process at a time (a
+second `begin_run` raises `RunHeldError`), a PostgreSQL run is shared by every process that
+joins it. Every failure of a backend is a `StoreError` naming the database and the cause.
 """
 
 from crawler.store.base import (

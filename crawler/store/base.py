@@ -1,10 +1,10 @@
 """What a store is to the rest of the crawler: the values it returns and the `RunStore` protocol.
 
 The run lifecycle (`app/run.py`) and the commands (`app/cli.py`, `app/display.py`) know a store
-only through these names; `sqlite.py` is one implementation, and a PostgreSQL store will be
-another beside it. The values are plain frozen data, so the display and the reports import
-nothing of a database driver. `ResultWriter` batches results for any store's `save` and hands
-what each batch stored (results with their monitoring state, and the events they caused) on.
+only through these names; `sqlite.py` and `postgres.py` implement them. The values are plain
+frozen data, so the display and the reports import nothing of a database driver. `ResultWriter`
+batches results for any store's `save` and hands what each batch stored (results with their
+monitoring state, and the events they caused) on.
 """
 
 from __future__ import annotations

@@ -33,14 +33,13 @@ from typing import Any
 import asyncpg
 
 from crawler.core import urls
-from crawler.core.history import ClaimHistory, Event, on_import, step
+from crawler.core.history import FOLD_DEFAULTS, ClaimHistory, Event, on_import, settings_of, step
 from crawler.models import Result
 from crawler.store import postgres_sql as sql
 from crawler.store.base import Saved
 
 REBUILD_CLAIMS = 1000
 """Claims a rebuild folds and writes at a time."""
-_DEFAULTS = {"confirm_runs": 2, "unreachable_runs": 3}
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -103,7 +102,7 @@ def fold_batch(
     events: list[tuple[int, Event]] = []
     for result in results:
         before = current.get(result.claim_id, ClaimHistory())
-        after, caused = step(before, result, **settings.get(result.run_id, _DEFAULTS))
+        after, caused = step(before, result, **settings.get(result.run_id, FOLD_DEFAULTS))
         current[result.claim_id] = after
         folded[result.claim_id] = (after, result.run_id)
         stored.append(replace(result, state=after.state.value))
@@ -146,10 +145,10 @@ async def refold(db: asyncpg.Connection) -> tuple[int, int]:
             results = list(group)
             for row in results:
                 result = _result(row["seq"], row["data"])
-                history, new = step(history, result, **settings.get(result.run_id, _DEFAULTS))
+                history, new = step(history, result, **settings.get(result.run_id, FOLD_DEFAULTS))
                 last_run = result.run_id
                 caused.extend((row["seq"], n, *_event_row(event)) for n, event in enumerate(new))
-                state, domain = history.state.value, referring_domain(result.source_url)
+                state, domain = history.state.value, urls.referring_domain(result.source_url)
                 if (row["state"], result.state, row["referring_domain"]) != (state, state, domain):
                     data = _json(replace(result, state=state).to_dict())
                     restamped.append((result.run_id, row["seq"], state, domain, data))
@@ -177,20 +176,11 @@ async def point(db: asyncpg.Connection, run_id: str) -> str:
 
 
 def fold_settings(text: str | None) -> dict[str, int]:
-    """`confirm_runs` and `unreachable_runs` of a run's stored settings (defaults where absent)."""
+    """The fold's settings among a run's stored settings (JSON): `core.history.settings_of`."""
     try:
-        stored = json.loads(text or "{}")
+        return settings_of(json.loads(text or "{}"))
     except ValueError as error:
         raise Unreadable(f"a run's settings can't be read back: {error}") from error
-    if not isinstance(stored, Mapping):
-        stored = {}
-    return {name: _whole(stored.get(name), default) for name, default in _DEFAULTS.items()}
-
-
-def referring_domain(source_url: str) -> str | None:
-    """The registrable domain of a source URL, kept with each result for the report's series."""
-    host = urls.host_key(source_url) if isinstance(source_url, str) else ""
-    return urls.registrable_domain(host) if host else None
 
 
 async def _fenced(
@@ -221,7 +211,7 @@ def _result_columns(results: Sequence[Result]) -> list[list[Any]]:
                 _text(data["final_url"]),
                 _text(data["checked_at"]),
                 data["state"],
-                referring_domain(result.source_url),
+                urls.referring_domain(result.source_url),
                 _json(data),
             )
         )
@@ -264,10 +254,6 @@ def _result(seq: int, data: str) -> Result:
         return Result.from_dict(json.loads(data))
     except (ValueError, KeyError, TypeError) as error:
         raise Unreadable(f"results row {seq} can't be read back: {error}") from error
-
-
-def _whole(value: object, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else default
 
 
 def _json(value: object) -> str:

@@ -252,7 +252,7 @@ class SQLiteStore:
             for pragma in sql.PRAGMAS:
                 await connection.execute(f"PRAGMA {pragma}")
             await connection.create_function(
-                sql.REFERRING_DOMAIN, 1, fold.referring_domain, deterministic=True
+                sql.REFERRING_DOMAIN, 1, urls.referring_domain, deterministic=True
             )
             await _migrate(connection, self.path)
         except BaseException:
@@ -941,7 +941,7 @@ async def _check_schema(connection: aiosqlite.Connection, path: str, version: in
 def _schema(built: int) -> frozenset[tuple[str, str]]:
     """Every (table, column) of the schema the first `built` migrations build."""
     with contextlib.closing(sqlite3.connect(":memory:")) as database:
-        database.create_function(sql.REFERRING_DOMAIN, 1, fold.referring_domain, deterministic=True)
+        database.create_function(sql.REFERRING_DOMAIN, 1, urls.referring_domain, deterministic=True)
         database.executescript("".join(sql.MIGRATIONS[:built]))
         return frozenset(database.execute(sql.SCHEMA_COLUMNS).fetchall())
 
@@ -992,7 +992,7 @@ def _claim_row(item: Claim | InvalidClaim, now: str, run_id: str) -> dict[str, o
     row["expected_rel"] = item.expected_rel.value if item.expected_rel else None
     row["match"] = item.match.value
     row["page_key"] = _page_key(item.source_url)
-    row["referring_domain"] = fold.referring_domain(item.source_url)
+    row["referring_domain"] = urls.referring_domain(item.source_url)
     return row
 
 

@@ -25,8 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from crawler.core import urls
-from crawler.core.history import ClaimHistory, Event, on_import, step
+from crawler.core.history import FOLD_DEFAULTS, ClaimHistory, Event, on_import, settings_of, step
 from crawler.models import Result
 from crawler.store import sqlite_sql as sql
 from crawler.store.base import Saved
@@ -35,7 +34,6 @@ _T = TypeVar("_T")
 REBUILD_BATCH = 10000
 """Rows a rebuild buffers before writing them."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_DEFAULTS = {"confirm_runs": 2, "unreachable_runs": 3}
 
 
 def save_batch(db: sqlite3.Connection, results: Sequence[Result]) -> Saved:
@@ -81,7 +79,7 @@ def refold(db: sqlite3.Connection) -> tuple[int, int]:
         _, _, _, _, source, target, invalid = results[0]  # the claim's, on each of its rows
         for rowid, _, state, data, *_ in results:
             result = _result(rowid, data)
-            history, caused = step(history, result, **settings.get(result.run_id, _DEFAULTS))
+            history, caused = step(history, result, **settings.get(result.run_id, FOLD_DEFAULTS))
             last_run = result.run_id
             events.extend((rowid, n, *_event_row(event)) for n, event in enumerate(caused))
             if state != history.state.value:
@@ -109,20 +107,11 @@ def point(db: sqlite3.Connection, run_id: str) -> str:
 
 
 def fold_settings(text: str | None) -> dict[str, int]:
-    """`confirm_runs` and `unreachable_runs` of a run's stored settings (defaults where absent)."""
+    """The fold's settings among a run's stored settings (JSON): `core.history.settings_of`."""
     try:
-        stored = json.loads(text or "{}")
+        return settings_of(json.loads(text or "{}"))
     except ValueError as error:
         raise sqlite3.DataError(f"a run's settings can't be read back: {error}") from error
-    if not isinstance(stored, Mapping):
-        stored = {}
-    return {name: _whole(stored.get(name), default) for name, default in _DEFAULTS.items()}
-
-
-def referring_domain(source_url: str) -> str | None:
-    """The registrable domain of a source URL (the SQL function `crawler_referring_domain`)."""
-    host = urls.host_key(source_url) if isinstance(source_url, str) else ""
-    return urls.registrable_domain(host) if host else None
 
 
 def _in_transaction(db: sqlite3.Connection, work: Callable[[], _T]) -> _T:
@@ -217,10 +206,6 @@ def _result(rowid: int, data: str) -> Result:
         return Result.from_dict(json.loads(data))
     except (ValueError, KeyError, TypeError) as error:
         raise sqlite3.DataError(f"results row {rowid} can't be read back: {error}") from error
-
-
-def _whole(value: object, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else default
 
 
 def _statements(script: str) -> list[str]:
