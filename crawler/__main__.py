@@ -5,6 +5,11 @@ its first instant. While the program's modules are imported (a third of a second
 noted, and acted on once they are: an exception raised in the middle of an import can come out
 as another one (a RuntimeError from a class being built), or not at all. So a container stopped
 just after it started exits as a stopped run does, not with 143.
+
+Once the command has returned, these signals and SIGINT are ignored: the interpreter's shutdown
+(joining the page readers, finalising modules) puts Python's handlers back to the system default
+first, so a second SIGTERM a moment after the first ended the process with 143 instead of the
+run's own exit code.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ def main() -> int:
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.default_int_handler)  # from now on: KeyboardInterrupt
-    if stopped:
-        return EXIT_INTERRUPTED
-    return command_line()
+    code = EXIT_INTERRUPTED if stopped else command_line()
+    for signum in (signal.SIGINT, *STOP_SIGNALS):
+        signal.signal(signum, signal.SIG_IGN)  # the work is over: exit with its code, whatever comes
+    return code
 
 
 if __name__ == "__main__":
