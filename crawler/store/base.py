@@ -10,6 +10,7 @@ monitoring state, and the events they caused) on.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -17,17 +18,20 @@ from collections.abc import (
     Callable,
     Collection,
     Iterable,
+    Iterator,
     Mapping,
     Sequence,
 )
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
 
 from crawler.core.figures import ClaimRow, RunPoint
 from crawler.core.history import Event, State
 from crawler.models import Claim, Flag, InvalidClaim, Result, Status
+
+_T = TypeVar("_T")
 
 ClaimSource = Iterable[Claim | InvalidClaim] | AsyncIterable[Claim | InvalidClaim]
 """Claims to import: a plain iterable (a file being read) or an async one."""
@@ -346,3 +350,25 @@ def _failure(ticker: asyncio.Future[None]) -> BaseException | None:
         return None
     failed = ticker.exception()
     return None if isinstance(failed, asyncio.CancelledError) else failed
+
+
+async def batches(items: Iterable[_T] | AsyncIterable[_T], size: int) -> AsyncIterator[list[_T]]:
+    """Lists of up to `size` items, for a store's import; a plain iterable is read in a worker
+    thread (it may be a file being read)."""
+    if isinstance(items, AsyncIterable):
+        batch: list[_T] = []
+        async for item in items:
+            batch.append(item)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+        return
+    iterator = iter(items)
+    while batch := await asyncio.to_thread(_take, iterator, size):
+        yield batch
+
+
+def _take(iterator: Iterator[_T], size: int) -> list[_T]:
+    return list(itertools.islice(iterator, size))

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
 import json
 import os
 import secrets
@@ -38,14 +37,11 @@ import socket
 import urllib.parse
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterable,
     AsyncIterator,
     Awaitable,
     Callable,
     Collection,
     Coroutine,
-    Iterable,
-    Iterator,
     Mapping,
     Sequence,
 )
@@ -75,6 +71,7 @@ from crawler.store.base import (
     RunStatus,
     Saved,
     TagCount,
+    batches,
 )
 
 _T = TypeVar("_T")
@@ -375,7 +372,7 @@ class PostgresStore:
     async def add_claims(self, run: Run, items: ClaimSource) -> ImportCounts:
         """Upsert claims by id (the later row wins) and attach them to `run`, a transaction a batch."""
         counts = ImportCounts()
-        async for batch in _batches(items, IMPORT_BATCH):
+        async for batch in batches(items, IMPORT_BATCH):
             rows = list({item.id: _claim_row(item) for item in batch}.values())
             added, updated = await self._in_transaction(functools.partial(_import, run_id=run.id, rows=rows))
             invalid = sum(isinstance(item, InvalidClaim) for item in batch)
@@ -734,27 +731,6 @@ def _redacted(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
-async def _batches(items: Iterable[_T] | AsyncIterable[_T], size: int) -> AsyncIterator[list[_T]]:
-    batch: list[_T] = []
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            batch.append(item)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-    else:
-        iterator = iter(items)
-        while chunk := await asyncio.to_thread(_take, iterator, size):
-            yield chunk
-        return
-    if batch:
-        yield batch
-
-
-def _take(iterator: Iterator[_T], size: int) -> list[_T]:
-    return list(itertools.islice(iterator, size))
 
 
 def _claim_row(item: Claim | InvalidClaim) -> tuple[str | None, ...]:

@@ -61,7 +61,6 @@ import contextlib
 import errno
 import functools
 import hashlib
-import itertools
 import json
 import os
 import secrets
@@ -74,14 +73,11 @@ import time
 import weakref
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterable,
     AsyncIterator,
     Awaitable,
     Callable,
     Collection,
     Coroutine,
-    Iterable,
-    Iterator,
     Mapping,
     Sequence,
 )
@@ -110,6 +106,7 @@ from crawler.store.base import (
     RunStatus,
     Saved,
     TagCount,
+    batches,
 )
 
 if sys.platform == "win32":
@@ -295,7 +292,7 @@ class SQLiteStore:
         never blocks the event loop.
         """
         counts = ImportCounts()
-        async for batch in _batches(items, IMPORT_BATCH):
+        async for batch in batches(items, IMPORT_BATCH):
             counts += await self._import(run, batch)
         return counts
 
@@ -947,27 +944,6 @@ def _schema(built: int) -> frozenset[tuple[str, str]]:
 
 
 # Rows -------------------------------------------------------------------------------------------
-
-
-async def _batches(items: Iterable[_T] | AsyncIterable[_T], size: int) -> AsyncIterator[list[_T]]:
-    """Lists of up to `size` items; a plain iterable is read in a worker thread (it may be a file)."""
-    if isinstance(items, AsyncIterable):
-        batch: list[_T] = []
-        async for item in items:
-            batch.append(item)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-        return
-    iterator = iter(items)
-    while batch := await asyncio.to_thread(_take, iterator, size):
-        yield batch
-
-
-def _take(iterator: Iterator[_T], size: int) -> list[_T]:
-    return list(itertools.islice(iterator, size))
 
 
 def _claim_row(item: Claim | InvalidClaim, now: str, run_id: str) -> dict[str, object]:
