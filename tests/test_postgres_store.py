@@ -29,6 +29,10 @@ from crawler.store.postgres import PostgresStore
 SETTINGS = {"delay": 1.0, "lease": 3.0, "concurrency": 4, "per_host": 1}
 LEASES = Settings(lease=3.0, concurrency=4)
 _numbers = itertools.count()
+RENEWAL_WAITING = """
+    SELECT count(*) > 0 FROM pg_stat_activity
+    WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE hosts SET expires_at%'
+"""
 # Rows as the previous release (schema version 1) stored them.
 VERSION_1_RUN = (
     "INSERT INTO runs (id, started_at, status) VALUES ($1, '2026-01-01T00:00:00.000Z', 'finished')"
@@ -325,6 +329,39 @@ class TestFence:
             assert [event.event async for event in store.events(run_id=run.id)] == []
             assert [state async for state in store.results(run.id)] == []
             assert (await store.result(item.id)) is not None
+
+
+class TestRenewal:
+    async def test_a_host_taken_while_a_renewal_is_in_flight_is_kept(self, database: str) -> None:
+        """The heartbeat renews the hosts it asked for: a host the feed leases while a renewal
+        waits in the database is not lost when the answer (without it) comes back. It was, and
+        its results were dropped and its pages fetched again by whoever took it after the lease."""
+        async with PostgresStore(database) as store:
+            run = await store.begin_run(SETTINGS)
+            await store.add_claims(run, [claim(1, "a.example")])
+            blocker, watcher = await asyncpg.connect(database), await asyncpg.connect(database)
+            try:
+                # A lease this long: no heartbeat of its own runs during the test.
+                async with leasing(store, Settings(lease=600.0, concurrency=4)) as leases:
+                    feed = store.pending(run)
+                    first = await anext(feed)
+                    async with blocker.transaction():
+                        await blocker.execute("SELECT 1 FROM hosts WHERE host = 'a.example' FOR UPDATE")
+                        renewal = asyncio.create_task(leases.renew())
+                        async with asyncio.timeout(30):
+                            while not await watcher.fetchval(RENEWAL_WAITING):  # noqa: ASYNC110 -- the server's state
+                                await asyncio.sleep(0.01)
+                        await store.add_claims(run, [claim(2, "b.example")])
+                        second = await anext(feed)
+                        assert set(leases.owned) == {"a.example", "b.example"}
+                    await renewal
+                    assert (leases.lost, set(leases.owned)) == (0, {"a.example", "b.example"})
+                    saved = await store.save([result(first, run.id), result(second, run.id)])
+                    assert len(saved.results) == 2
+                    await feed.aclose()  # type: ignore[attr-defined]
+            finally:
+                await blocker.close()
+                await watcher.close()
 
 
 class TestConcurrency:

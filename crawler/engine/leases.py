@@ -273,20 +273,32 @@ class HostLeases:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.lease / 3)
-            now = _now()
-            try:
-                kept = await self.backend.renew({h: o.token for h, o in self.owned.items()}, self.lease)
-            except StoreError as error:
-                log.warning("lease_renewal_failed", error=str(error))
-                self._expire(now)
+            await self.renew()
+
+    async def renew(self) -> None:
+        """One round of the heartbeat: every lease, place and robots.txt claim of this process
+        extended; hosts the database no longer gives it are lost. Only the hosts the round asked
+        for can be lost by it: one taken while the round was in flight was not part of it (its
+        lease is as new as can be), and one given back and taken again has another token."""
+        now = _now()
+        held = {host: owned.token for host, owned in self.owned.items()}
+        try:
+            kept = await self.backend.renew(held, self.lease)
+        except StoreError as error:
+            log.warning("lease_renewal_failed", error=str(error))
+            self._expire(now)
+            return
+        for host, token in held.items():
+            owned = self.owned.get(host)
+            if owned is None or owned.token != token:
                 continue
-            for host in [host for host in self.owned if host not in kept]:
-                self._lose(host)
-            for owned in self.owned.values():
+            if host in kept:
                 owned.valid_until = now + self.lease
-            for place in self._places.values():
-                if place.timeout is not None:
-                    place.timeout.reschedule(now + self.lease - self.margin)
+            else:
+                self._lose(host)
+        for place in self._places.values():
+            if place.timeout is not None:
+                place.timeout.reschedule(now + self.lease - self.margin)
 
     def _expire(self, now: float) -> None:
         """Renewals fail: hosts whose lease may run out before the next try are given up now."""
