@@ -363,6 +363,22 @@ class TestRenewal:
                 await blocker.close()
                 await watcher.close()
 
+    async def test_a_robots_fetch_given_up_stays_given_up(self, database: str) -> None:
+        """A robots.txt claim given up (its fetch failed or was cancelled) is free at once, for
+        this process too: the heartbeat does not take it back. It did, and every process then
+        waited for an answer nobody was fetching, as long as the giver lived."""
+        origin = "https://a.example"
+        async with PostgresStore(database) as store, PostgresStore(database) as other:
+            run = await store.begin_run(SETTINGS)
+            await other.join_run(SETTINGS)
+            async with leasing(store, Settings(lease=600.0)) as leases:
+                assert await store.claim_robots(origin, leases.lease)
+                assert not await other.claim_robots(origin, leases.lease)
+                await store.store_robots(origin, None)
+                await leases.renew()
+                assert await other.claim_robots(origin, leases.lease)
+            await store.finish_run(run)
+
 
 class TestConcurrency:
     async def test_workers_and_an_import_at_once_keep_states_in_step(self, database: str) -> None:

@@ -296,7 +296,7 @@ RENEW = """
         WHERE run_id = $1 AND holder LIKE $2 || '#%' AND expires_at > clock_timestamp()),
     kept_robots AS (
         UPDATE robots SET expires_at = clock_timestamp() + $3::float8 * interval '1 second'
-        WHERE run_id = $1 AND fetcher = $2 AND answer IS NULL),
+        WHERE run_id = $1 AND fetcher = $2 AND answer IS NULL AND expires_at > clock_timestamp()),
     kept_workers AS (
         UPDATE workers SET expires_at = clock_timestamp() + $3::float8 * interval '1 second'
         WHERE run_id = $1 AND worker = $2)
