@@ -331,7 +331,7 @@ class TestFence:
             assert (await store.result(item.id)) is not None
 
 
-class TestRenewal:
+class TestRaces:
     async def test_a_host_taken_while_a_renewal_is_in_flight_is_kept(self, database: str) -> None:
         """The heartbeat renews the hosts it asked for: a host the feed leases while a renewal
         waits in the database is not lost when the answer (without it) comes back. It was, and
@@ -378,6 +378,26 @@ class TestRenewal:
                 await leases.renew()
                 assert await other.claim_robots(origin, leases.lease)
             await store.finish_run(run)
+
+    async def test_only_the_places_held_are_renewed(self, database: str) -> None:
+        """The heartbeat renews the request places this process holds, not every place the
+        database has in its name: one given by a reply it never read (its request cancelled as
+        the answer came) expires after one lease instead of being renewed for as long as the
+        process lives, and with `per_host` 1 closing the host to every process meanwhile."""
+        backend = Backend("postgres", database)
+        async with PostgresStore(database) as store:
+            run = await store.begin_run(SETTINGS)
+            await store.add_claims(run, [claim(1, "a.example"), claim(2, "b.example")])
+            async with leasing(store, Settings(lease=600.0)) as leases:
+                assert await store.take_gate("a.example", f"{store.worker}#lost", 1, 0.0, 10.0) == 0
+                async with leases.hold("b.example", 0.0):
+                    await leases.renew()
+                    expiries = await backend.rows(
+                        "SELECT host, expires_at - clock_timestamp() < interval '20 seconds' FROM gates"
+                        " ORDER BY host"
+                    )
+                    assert expiries == [("a.example", True), ("b.example", False)]
+            await store.finish_run(run, interrupted=True)
 
 
 class TestConcurrency:

@@ -18,7 +18,7 @@ while it holds one of the host's *request places*; both are rows of the database
   of that host like any request, and whoever holds that host's claims keeps them.
 - `answer` (the `SharedRobots` of `robots_cache.py`): the first process to claim an origin
   fetches its robots.txt and stores the answer; the others wait for it and read it.
-- A heartbeat renews every lease, place and claim of this process every third of `lease`.
+- A heartbeat renews every lease, place and claim this process holds every third of `lease`.
   Hosts it fails to renew are lost: their results are dropped here, and the database's fence
   refuses them anyway once another process has taken the host over. A request still in flight
   when its place could have expired (no renewal for `lease` less a margin) is cancelled: it
@@ -73,7 +73,7 @@ class LeaseBackend(Protocol):
         """(host, page key, claim) of up to `pages` pending pages of each host, a page's together."""
         ...
 
-    async def renew(self, held: Mapping[str, int], lease: float) -> set[str]: ...
+    async def renew(self, hosts: Mapping[str, int], places: Sequence[str], lease: float) -> set[str]: ...
 
     async def release_host(self, host: str, token: int) -> None: ...
 
@@ -283,7 +283,7 @@ class HostLeases:
         now = _now()
         held = {host: owned.token for host, owned in self.owned.items()}
         try:
-            kept = await self.backend.renew(held, self.lease)
+            kept = await self.backend.renew(held, list(self._places), self.lease)
         except StoreError as error:
             log.warning("lease_renewal_failed", error=str(error))
             self._expire(now)

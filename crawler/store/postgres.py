@@ -613,8 +613,10 @@ class PostgresStore:
         return [(row["host"], row["page_key"], _claim_of(row)) for row in rows]
 
     @_guarded("renew leases")
-    async def renew(self, held: Mapping[str, int], lease: float) -> set[str]:
-        rows = await self._db.fetch(sql.RENEW, self._run, self.worker, lease, list(held), list(held.values()))
+    async def renew(self, hosts: Mapping[str, int], places: Sequence[str], lease: float) -> set[str]:
+        rows = await self._db.fetch(
+            sql.RENEW, self._run, self.worker, lease, list(hosts), list(hosts.values()), list(places)
+        )
         return {row["host"] for row in rows}
 
     @_guarded("give a host back")

@@ -293,7 +293,7 @@ RENEW = """
         RETURNING host),
     kept_gates AS (
         UPDATE gates SET expires_at = clock_timestamp() + $3::float8 * interval '1 second'
-        WHERE run_id = $1 AND holder LIKE $2 || '#%' AND expires_at > clock_timestamp()),
+        WHERE run_id = $1 AND holder = ANY ($6::text[]) AND expires_at > clock_timestamp()),
     kept_robots AS (
         UPDATE robots SET expires_at = clock_timestamp() + $3::float8 * interval '1 second'
         WHERE run_id = $1 AND fetcher = $2 AND answer IS NULL AND expires_at > clock_timestamp()),
@@ -302,7 +302,9 @@ RENEW = """
         WHERE run_id = $1 AND worker = $2)
     SELECT host FROM kept
 """
-"""Extend every lease of a worker still current; the hosts not returned are lost to it."""
+"""Extend every lease of a worker still current: the hosts `$4` with their tokens `$5` (those not
+returned are lost to it), the request places `$6` it holds (a place it does not know of, given
+by a reply it never read, expires), its robots.txt claims and its own row."""
 RELEASE_HOST = """
     UPDATE hosts SET owner = NULL, expires_at = '-infinity'
     WHERE run_id = $1 AND host = $2 AND owner = $3 AND token = $4
