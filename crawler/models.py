@@ -7,6 +7,7 @@ output format (see the README); changing one is a breaking change.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -131,11 +132,25 @@ def claim_key(source_url: str, target_url: str) -> str:
     return digest.hexdigest()[:16]
 
 
+UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+"""What no database stores as text: NUL, and lone surrogates (what Python's surrogateescape
+makes of bytes that were not UTF-8)."""
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` can't be stored as text, or None."""
+    bad = UNSTORABLE_TEXT.search(text)
+    if bad is None:
+        return None
+    return "contains a NUL byte" if bad.group() == "\x00" else "not valid UTF-8"
+
+
 @dataclass(frozen=True, slots=True, init=False)
 class Claim:
     """A claim: "the page `source_url` contains a link to `target_url`", and what was paid for.
 
-    Built values are valid: a bad URL, rel or match mode raises `ClaimError`. `expected_rel`
+    Built values are valid: a bad URL, rel or match mode, or text no database can store (a NUL, a
+    lone surrogate), raises `ClaimError`. `expected_rel`
     and `match` take their enum or its word, as a file or a caller writes it (`"dofollow"` is
     `follow`); `id` defaults to a stable hash of the two URLs.
     """
@@ -162,6 +177,17 @@ class Claim:
             problem = urls.problem_with_absolute_http_url(url)
             if problem:
                 raise ClaimError(name, problem)
+        tags = dict(tags or {})
+        texts = {
+            "source_url": source_url,
+            "target_url": target_url,
+            "id": id,
+            "expected_anchor": expected_anchor or "",
+            "tags": "".join((*tags, *tags.values())),
+        }
+        if UNSTORABLE_TEXT.search("".join(texts.values())) is not None:  # one search for them all
+            name, problem = next((n, p) for n, t in texts.items() if (p := text_problem(t)) is not None)
+            raise ClaimError(name, problem)
         setattr_ = object.__setattr__
         setattr_(self, "source_url", source_url)
         setattr_(self, "target_url", target_url)
@@ -169,7 +195,7 @@ class Claim:
         setattr_(self, "expected_rel", None if expected_rel is None else _expected_rel(expected_rel))
         setattr_(self, "match", _enum(MatchMode, "match", match))
         setattr_(self, "id", id or claim_key(source_url, target_url))
-        setattr_(self, "tags", dict(tags or {}))
+        setattr_(self, "tags", tags)
 
 
 _E = TypeVar("_E", bound=StrEnum)

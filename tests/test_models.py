@@ -57,6 +57,28 @@ class TestClaim:
             Claim(**kwargs)  # type: ignore[arg-type]
         assert error.value.field == field
 
+    @pytest.mark.parametrize(
+        ("kwargs", "field", "problem"),
+        [
+            ({"source_url": "https://a.com/p\x00"}, "source_url", "contains a NUL byte"),
+            ({"id": "row\x007"}, "id", "contains a NUL byte"),
+            ({"id": "row\udc807"}, "id", "not valid UTF-8"),
+            ({"expected_anchor": "caf\ud800"}, "expected_anchor", "not valid UTF-8"),
+            ({"tags": {"vendor": "acme\x00"}}, "tags", "contains a NUL byte"),
+            ({"tags": {"vend\udfffor": "acme"}}, "tags", "not valid UTF-8"),
+        ],
+    )
+    def test_text_no_database_stores_names_the_field(
+        self, kwargs: dict[str, object], field: str, problem: str
+    ) -> None:
+        """A NUL or a lone surrogate (a library caller's; a file's rows are screened when read)
+        raises ClaimError naming the field: SQLite raised UnicodeEncodeError on a surrogate and
+        a foreign key error on a NUL in an id, PostgreSQL refused the whole import."""
+        given: dict[str, object] = {"source_url": "https://a.com/", "target_url": "https://t.com/", **kwargs}
+        with pytest.raises(ClaimError) as error:
+            Claim(**given)  # type: ignore[arg-type]
+        assert (error.value.field, error.value.problem) == (field, problem)
+
 
 class TestResult:
     def test_round_trip(self) -> None:

@@ -42,7 +42,7 @@ from collections.abc import Iterator, Mapping
 from typing import TextIO
 
 from crawler.errors import ClaimError, InputError
-from crawler.models import Claim, InvalidClaim, claim_key
+from crawler.models import UNSTORABLE_TEXT, Claim, InvalidClaim, claim_key, text_problem
 
 FIELDS = ("source_url", "target_url", "expected_anchor", "expected_rel", "match", "id")
 REQUIRED = ("source_url", "target_url")
@@ -53,7 +53,6 @@ MAX_LINE = 4 * 1024 * 1024
 
 _DELIMITERS = {"csv": ",", "tsv": "\t"}
 _FALLBACK_DELIMITERS = (";", "\t", ",", "|")
-_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 _JSON_TYPES = {
     list: "array",
@@ -296,14 +295,15 @@ def _split(fields: Mapping[str, str | None]) -> tuple[dict[str, str], dict[str, 
 def _text_problem(known: dict[str, str], tags: dict[str, str]) -> tuple[str, str] | None:
     """(field, problem) for the first value that can't be kept as text, or None."""
     everything = (*known.values(), *tags.values(), *tags)
-    if max(map(len, everything), default=0) <= MAX_FIELD and _BAD_TEXT.search("".join(everything)) is None:
+    longest = max(map(len, everything), default=0)
+    if longest <= MAX_FIELD and UNSTORABLE_TEXT.search("".join(everything)) is None:
         return _url_problem(known)  # the common case, checked at once
     for name, value in (*known.items(), *tags.items(), *((name, name) for name in tags)):
         if len(value) > MAX_FIELD:
             return _clean(name), f"longer than {MAX_FIELD} characters"
-        bad = _BAD_TEXT.search(value)
-        if bad is not None:
-            return _clean(name), "contains a NUL byte" if bad.group() == "\x00" else "not valid UTF-8"
+        problem = text_problem(value)
+        if problem is not None:
+            return _clean(name), problem
     return _url_problem(known)
 
 
@@ -347,6 +347,6 @@ def _clean(text: str) -> str:
     """`text` storable as UTF-8: bad bytes and NULs as U+FFFD, an over-long value shortened."""
     if len(text) > MAX_FIELD:
         text = text[:_SHOWN] + "…"
-    if _BAD_TEXT.search(text) is None:
+    if UNSTORABLE_TEXT.search(text) is None:
         return text
-    return _BAD_TEXT.sub("\ufffd", text)
+    return UNSTORABLE_TEXT.sub("\ufffd", text)
