@@ -10,13 +10,17 @@ monitoring state, and the events they caused) on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import itertools
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
     Awaitable,
     Callable,
     Collection,
+    Coroutine,
     Iterable,
     Iterator,
     Mapping,
@@ -25,13 +29,15 @@ from collections.abc import (
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Concatenate, ParamSpec, Protocol, Self, TypeVar
 
 from crawler.core.figures import ClaimRow, RunPoint
 from crawler.core.history import Event, State
+from crawler.errors import StoreError
 from crawler.models import Claim, Flag, InvalidClaim, Result, Status
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 ClaimSource = Iterable[Claim | InvalidClaim] | AsyncIterable[Claim | InvalidClaim]
 """Claims to import: a plain iterable (a file being read) or an async one."""
@@ -372,3 +378,50 @@ async def batches(items: Iterable[_T] | AsyncIterable[_T], size: int) -> AsyncIt
 
 def _take(iterator: Iterator[_T], size: int) -> list[_T]:
     return list(itertools.islice(iterator, size))
+
+
+class Guarded(Protocol):
+    """A store whose driver's errors (`faults`) become one-line StoreErrors (`failure`)."""
+
+    faults: ClassVar[tuple[type[Exception], ...]]
+
+    def failure(self, action: str, error: Exception) -> StoreError: ...
+
+
+_G = TypeVar("_G", bound=Guarded)
+_Method = Callable[Concatenate[_G, _P], Coroutine[Any, Any, _T]]
+_Stream = Callable[Concatenate[_G, _P], AsyncGenerator[_T, None]]
+
+
+def guarded(action: str) -> Callable[[_Method[_G, _P, _T]], _Method[_G, _P, _T]]:
+    """A store method whose driver errors become a StoreError saying it could not `action`."""
+
+    def decorate(method: _Method[_G, _P, _T]) -> _Method[_G, _P, _T]:
+        @functools.wraps(method)
+        async def guarded(store: _G, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+            try:
+                return await method(store, *args, **kwargs)
+            except store.faults as error:
+                raise store.failure(action, error) from error
+
+        return guarded
+
+    return decorate
+
+
+def guarded_stream(action: str) -> Callable[[_Stream[_G, _P, _T]], _Stream[_G, _P, _T]]:
+    """`guarded` for a method that yields rows as it reads them."""
+
+    def decorate(method: _Stream[_G, _P, _T]) -> _Stream[_G, _P, _T]:
+        @functools.wraps(method)
+        async def guarded(store: _G, /, *args: _P.args, **kwargs: _P.kwargs) -> AsyncGenerator[_T, None]:
+            try:
+                async with contextlib.aclosing(method(store, *args, **kwargs)) as items:
+                    async for item in items:
+                        yield item
+            except store.faults as error:
+                raise store.failure(action, error) from error
+
+        return guarded
+
+    return decorate

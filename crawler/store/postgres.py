@@ -28,7 +28,6 @@ database (without its password) and what was being done.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import os
@@ -41,13 +40,12 @@ from collections.abc import (
     Awaitable,
     Callable,
     Collection,
-    Coroutine,
     Mapping,
     Sequence,
 )
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 import asyncpg
 
@@ -72,11 +70,12 @@ from crawler.store.base import (
     Saved,
     TagCount,
     batches,
+    guarded,
+    guarded_stream,
 )
 
 _T = TypeVar("_T")
 _S = TypeVar("_S")
-_P = ParamSpec("_P")
 BATCH = 1000
 """Rows per page of a read."""
 IMPORT_BATCH = 5000
@@ -92,56 +91,6 @@ ATTEMPTS = 5
 """Tries of a transaction that PostgreSQL aborted to break a deadlock (or that met a writer of an
 older version): each try starts again from the start, with nothing of the last one kept."""
 RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, fold.Raced)
-
-
-def _guarded(
-    action: str,
-) -> Callable[
-    [Callable[Concatenate[PostgresStore, _P], Coroutine[Any, Any, _T]]],
-    Callable[Concatenate[PostgresStore, _P], Coroutine[Any, Any, _T]],
-]:
-    """A method whose driver and connection errors become a StoreError saying it could not `action`."""
-
-    def decorate(
-        method: Callable[Concatenate[PostgresStore, _P], Coroutine[Any, Any, _T]],
-    ) -> Callable[Concatenate[PostgresStore, _P], Coroutine[Any, Any, _T]]:
-        @functools.wraps(method)
-        async def guarded(store: PostgresStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-            try:
-                return await method(store, *args, **kwargs)
-            except FAULTS as error:
-                raise store.failure(action, error) from error
-
-        return guarded
-
-    return decorate
-
-
-def _guarded_stream(
-    action: str,
-) -> Callable[
-    [Callable[Concatenate[PostgresStore, _P], AsyncGenerator[_T, None]]],
-    Callable[Concatenate[PostgresStore, _P], AsyncGenerator[_T, None]],
-]:
-    """`_guarded` for a method that yields rows as it reads them."""
-
-    def decorate(
-        method: Callable[Concatenate[PostgresStore, _P], AsyncGenerator[_T, None]],
-    ) -> Callable[Concatenate[PostgresStore, _P], AsyncGenerator[_T, None]]:
-        @functools.wraps(method)
-        async def guarded(
-            store: PostgresStore, /, *args: _P.args, **kwargs: _P.kwargs
-        ) -> AsyncGenerator[_T, None]:
-            try:
-                async with contextlib.aclosing(method(store, *args, **kwargs)) as items:
-                    async for item in items:
-                        yield item
-            except FAULTS as error:
-                raise store.failure(action, error) from error
-
-        return guarded
-
-    return decorate
 
 
 class _Fenced(Protocol):
@@ -168,6 +117,8 @@ class _Leases(Protocol):
 class PostgresStore:
     """One PostgreSQL database: `async with PostgresStore(url) as store:` opens (creating or
     upgrading its tables) and closes it."""
+
+    faults: ClassVar[tuple[type[Exception], ...]] = FAULTS
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -215,7 +166,7 @@ class PostgresStore:
             raise StoreError(f"{self.name}: the store is not open")
         return self._pool
 
-    @_guarded("open the database")
+    @guarded("open the database")
     async def _connect(self) -> None:
         dsn, options = _connection_options(self.url)
         self._pool = await asyncpg.create_pool(dsn, min_size=1, max_size=POOL_SIZE, **options)
@@ -256,7 +207,7 @@ class PostgresStore:
                         raise
                     attempt += 1
 
-    def failure(self, action: str, error: BaseException) -> StoreError:
+    def failure(self, action: str, error: Exception) -> StoreError:
         """The one-line StoreError for `error`, met while trying to `action`."""
         if isinstance(error, StoreError):
             return error
@@ -267,7 +218,7 @@ class PostgresStore:
 
     # Runs ---------------------------------------------------------------------------------------
 
-    @_guarded("begin a run")
+    @guarded("begin a run")
     async def begin_run(self, settings: Mapping[str, object], *, fresh: bool = False) -> Run:
         """Join the running run (shared: any number of processes work on it), else resume the
         latest run if it was interrupted (unless `fresh`), else start a new one."""
@@ -292,7 +243,7 @@ class PostgresStore:
         await self._join(run, settings)
         return run
 
-    @_guarded("join the running run")
+    @guarded("join the running run")
     async def join_run(self, settings: Mapping[str, object]) -> Run | None:
         """The running run, joined (never an interrupted one); None when no run is running."""
         running = await self._db.fetchrow(sql.RUNNING_RUN)
@@ -311,7 +262,7 @@ class PostgresStore:
         """Feed `pending` from `leases` and fence `save` by them (`crawler.engine.leases.leasing`)."""
         self._leases = leases
 
-    @_guarded("finish the run")
+    @guarded("finish the run")
     async def finish_run(self, run: Run, *, interrupted: bool = False) -> RunInfo:
         """Give this process's hosts back; mark the run finished when every claim has a result
         (or interrupted, when no other process still works on it)."""
@@ -334,7 +285,7 @@ class PostgresStore:
             await db.execute(sql.LEAVE_WORKERS, run.id, self.worker)
         return await self.run_info(run.id)
 
-    @_guarded("read the run")
+    @guarded("read the run")
     async def run_info(self, run_id: str | None = None) -> RunInfo:
         run_id = await self._run_ref(run_id)
         row = await self._db.fetchrow(sql.RUN, run_id)
@@ -352,7 +303,7 @@ class PostgresStore:
             {status: counts[status] for status in Status if status in counts},
         )
 
-    @_guarded("list the runs")
+    @guarded("list the runs")
     async def runs(self) -> list[RunInfo]:
         return [await self.run_info(row["id"]) for row in await self._db.fetch(sql.RUN_IDS)]
 
@@ -368,7 +319,7 @@ class PostgresStore:
 
     # Claims -------------------------------------------------------------------------------------
 
-    @_guarded("import claims")
+    @guarded("import claims")
     async def add_claims(self, run: Run, items: ClaimSource) -> ImportCounts:
         """Upsert claims by id (the later row wins) and attach them to `run`, a transaction a batch."""
         counts = ImportCounts()
@@ -379,11 +330,11 @@ class PostgresStore:
             counts += ImportCounts(added, updated, len(batch) - added - updated, invalid)
         return counts
 
-    @_guarded("attach the stored claims to the run")
+    @guarded("attach the stored claims to the run")
     async def add_all_claims(self, run: Run) -> int:
         return int(await self._db.fetchval(sql.ATTACH_ALL, run.id))
 
-    @_guarded("attach the claims in those states to the run")
+    @guarded("attach the claims in those states to the run")
     async def add_claims_in_states(self, run: Run, states: Collection[State]) -> int:
         """Attach to `run` the stored claims whose state is one of `states` (`new` takes the claims
         never checked too); returns how many were new to the run."""
@@ -416,7 +367,7 @@ class PostgresStore:
 
     # Results ------------------------------------------------------------------------------------
 
-    @_guarded("save results")
+    @guarded("save results")
     async def save(self, results: Sequence[Result]) -> Saved:
         """Store a batch of results and fold them into their claims' histories, in one transaction:
         those decided under a lease only while the lease holds (the fence), a claim already decided
@@ -445,7 +396,7 @@ class PostgresStore:
     ) -> ResultWriter:
         return ResultWriter(self, batch_size=batch_size, max_delay=max_delay, on_saved=on_saved)
 
-    @_guarded_stream("read results")
+    @guarded_stream("read results")
     async def results(
         self, run_id: str | None = None, *, statuses: Collection[Status] = ()
     ) -> AsyncGenerator[Result, None]:
@@ -457,7 +408,7 @@ class PostgresStore:
         async for row in self._pages(sql.RESULTS_PAGE, run, wanted):
             yield _stored(f"results row {row['seq']}", _result, row["data"])
 
-    @_guarded("count the results")
+    @guarded("count the results")
     async def report(self, run_id: str | None = None, *, max_tag_values: int = 20) -> Report:
         info = await self.run_info(run_id)
         flags = await self._db.fetch(sql.FLAG_COUNTS, info.id)
@@ -467,7 +418,7 @@ class PostgresStore:
         tags = tuple(TagCount(key, value, counts) for (key, value), counts in by_tag.items())
         return Report(info, {Flag(flag): n for flag, n in flags}, tags)
 
-    @_guarded_stream("read results")
+    @guarded_stream("read results")
     async def export_rows(
         self, run_id: RunRef = None, *, statuses: Collection[Status] = ()
     ) -> AsyncGenerator[tuple[Result, ClaimFields], None]:
@@ -485,7 +436,7 @@ class PostgresStore:
 
     # Monitoring (section 9) --------------------------------------------------------------------
 
-    @_guarded_stream("read events")
+    @guarded_stream("read events")
     async def events(
         self, *, run_id: RunRef = None, since: str | None = None, types: Collection[str] = ()
     ) -> AsyncGenerator[Event, None]:
@@ -509,7 +460,7 @@ class PostgresStore:
                     break
                 after = (rows[-1]["result_seq"], rows[-1]["n"])
 
-    @_guarded("read the claim's history")
+    @guarded("read the claim's history")
     async def history(self, claim_id: str) -> list[tuple[Result, tuple[Event, ...]]]:
         """Every result of the claim in run order with the events it caused (in order).
 
@@ -524,7 +475,7 @@ class PostgresStore:
         history = [_stored(f"a result of claim {claim_id}", _result, row["data"]) for row in results]
         return [(result, tuple(caused.get(result.run_id, ()))) for result in history]
 
-    @_guarded("read the result")
+    @guarded("read the result")
     async def result(self, claim_id: str, run_id: RunRef = None) -> Result | None:
         """The claim's result in run `run_id` (None: its latest result in any run), None if it has
         none there. `UnknownClaimError` for an unknown claim, StoreError for an unknown run."""
@@ -535,7 +486,7 @@ class PostgresStore:
             data = await self._db.fetchval(sql.RUN_RESULT, await self._run_ref(run_id), claim_id)
         return None if data is None else _stored(f"a result of claim {claim_id}", _result, data)
 
-    @_guarded("count the claims by state")
+    @guarded("count the claims by state")
     async def state_counts(self, run_id: RunRef = None) -> dict[State, int]:
         """The run's decided claims by their state after it, in the order of `State` (a result
         stored before states existed counts as new)."""
@@ -544,7 +495,7 @@ class PostgresStore:
         counts = {_stored(f"run {run}: a state", State, row["state"]): row["count"] for row in rows}
         return {state: counts[state] for state in State if state in counts}
 
-    @_guarded_stream("read the run's results")
+    @guarded_stream("read the run's results")
     async def report_rows(self, run_id: RunRef = None) -> AsyncGenerator[ClaimRow, None]:
         """One row per result of the run (in the order decided), with its state and its claim's
         expected anchor: what the report's figures are computed from."""
@@ -554,7 +505,7 @@ class PostgresStore:
             of = functools.partial(ClaimRow.of, expected_anchor=row["expected_anchor"])
             yield _stored(f"results row {row['seq']}", of, result)
 
-    @_guarded("read the runs' series")
+    @guarded("read the runs' series")
     async def run_points(self) -> list[RunPoint]:
         """Every run, oldest first: its live claims (state live or suspect after it), their
         referring domains, and its found, lost and recovered events (kept with a run when it
@@ -570,7 +521,7 @@ class PostgresStore:
                 points.append(_stored(what, functools.partial(_point, row["id"], row["started_at"]), figures))
         return points
 
-    @_guarded("rebuild the claims' states and events")
+    @guarded("rebuild the claims' states and events")
     async def rebuild_history(self) -> tuple[int, int]:
         """Fold every claim's states and events again from the stored results alone, in run order
         (each run's own `confirm_runs` and `unreachable_runs`), restarting a usable claim whose
@@ -600,56 +551,56 @@ class PostgresStore:
             raise StoreError(f"{self.name}: no run joined")
         return self._run_id
 
-    @_guarded("lease hosts")
+    @guarded("lease hosts")
     async def take_hosts(self, limit: int, lease: float) -> list[tuple[str, int]]:
         rows = await self._db.fetch(sql.TAKE_HOSTS, self._run, self.worker, limit, lease)
         return [(row["host"], row["token"]) for row in rows]
 
-    @_guarded("read the claims of leased hosts")
+    @guarded("read the claims of leased hosts")
     async def leased_claims(
         self, hosts: Sequence[str], pages: int
     ) -> list[tuple[str, str, Claim | InvalidClaim]]:
         rows = await self._db.fetch(sql.LEASED_CLAIMS, self._run, list(hosts), pages)
         return [(row["host"], row["page_key"], _claim_of(row)) for row in rows]
 
-    @_guarded("renew leases")
+    @guarded("renew leases")
     async def renew(self, hosts: Mapping[str, int], places: Sequence[str], lease: float) -> set[str]:
         rows = await self._db.fetch(
             sql.RENEW, self._run, self.worker, lease, list(hosts), list(hosts.values()), list(places)
         )
         return {row["host"] for row in rows}
 
-    @_guarded("give a host back")
+    @guarded("give a host back")
     async def release_host(self, host: str, token: int) -> None:
         await self._db.execute(sql.RELEASE_HOST, self._run, host, self.worker, token)
 
-    @_guarded("take a request place")
+    @guarded("take a request place")
     async def take_gate(self, host: str, holder: str, places: int, interval: float, lease: float) -> float:
         return float(await self._db.fetchval(sql.TAKE_GATE, self._run, host, holder, places, interval, lease))
 
-    @_guarded("let a request place go")
+    @guarded("let a request place go")
     async def release_gate(
         self, host: str, holder: str, interval: float, since_sent: float, pause: float
     ) -> None:
         await self._db.execute(sql.RELEASE_GATE, self._run, host, holder, interval, since_sent, pause)
 
-    @_guarded("read a robots.txt answer")
+    @guarded("read a robots.txt answer")
     async def robots_answer(self, origin: str) -> str | None:
         answer = await self._db.fetchval(sql.ROBOTS_ANSWER, self._run, origin)
         return None if answer is None else str(answer)
 
-    @_guarded("claim a robots.txt fetch")
+    @guarded("claim a robots.txt fetch")
     async def claim_robots(self, origin: str, lease: float) -> bool:
         return await self._db.fetchval(sql.CLAIM_ROBOTS, self._run, origin, self.worker, lease) is not None
 
-    @_guarded("store a robots.txt answer")
+    @guarded("store a robots.txt answer")
     async def store_robots(self, origin: str, answer: str | None) -> None:
         if answer is None:
             await self._db.execute(sql.GIVE_UP_ROBOTS, self._run, origin, self.worker)
         else:
             await self._db.execute(sql.STORE_ROBOTS, self._run, origin, self.worker, answer)
 
-    @_guarded("look for pending claims")
+    @guarded("look for pending claims")
     async def any_undone(self) -> bool:
         return bool(await self._db.fetchval(sql.ANY_UNDONE, self._run))
 

@@ -47,7 +47,7 @@ The file is removed when the hold ends; one left by a killed process is simply t
 Every sqlite3 error of a public method surfaces as a `StoreError` naming the database, what
 was being done and the cause, with the likely reason where SQLite's words mislead (a
 directory the write-ahead log can't write in says "unable to open database file"): one
-place, `_guarded`. A value this crawler can't read back (edited by hand, written by another
+place, `store.base.guarded`. A value this crawler can't read back (edited by hand, written by another
 version) is a `sqlite3.DataError` on its way there. At open, a database whose schema is not
 this crawler's (tables or columns missing, a `user_version` unknown or newer) is refused
 before anything is written. The database's thread is told to stop before `close` first
@@ -77,13 +77,12 @@ from collections.abc import (
     Awaitable,
     Callable,
     Collection,
-    Coroutine,
     Mapping,
     Sequence,
 )
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
 
 import aiosqlite
 
@@ -107,6 +106,8 @@ from crawler.store.base import (
     Saved,
     TagCount,
     batches,
+    guarded,
+    guarded_stream,
 )
 
 if sys.platform == "win32":
@@ -120,7 +121,6 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 _S = TypeVar("_S")
-_P = ParamSpec("_P")
 BATCH = 1000
 """Rows per page of a read."""
 IMPORT_BATCH = 10000
@@ -132,64 +132,20 @@ BUSY_TIMEOUT = 30.0
 """Seconds a statement waits for another connection's write lock before it fails."""
 
 
-def _guarded(
-    action: str,
-) -> Callable[
-    [Callable[Concatenate[SQLiteStore, _P], Coroutine[Any, Any, _T]]],
-    Callable[Concatenate[SQLiteStore, _P], Coroutine[Any, Any, _T]],
-]:
-    """A public method whose sqlite3 errors become a StoreError saying it could not `action`."""
-
-    def decorate(
-        method: Callable[Concatenate[SQLiteStore, _P], Coroutine[Any, Any, _T]],
-    ) -> Callable[Concatenate[SQLiteStore, _P], Coroutine[Any, Any, _T]]:
-        @functools.wraps(method)
-        async def guarded(store: SQLiteStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-            try:
-                return await method(store, *args, **kwargs)
-            except sqlite3.Error as error:
-                raise _failure(store.path, action, error) from error
-
-        return guarded
-
-    return decorate
-
-
-def _guarded_stream(
-    action: str,
-) -> Callable[
-    [Callable[Concatenate[SQLiteStore, _P], AsyncGenerator[_T, None]]],
-    Callable[Concatenate[SQLiteStore, _P], AsyncGenerator[_T, None]],
-]:
-    """`_guarded` for a method that yields rows as it reads them."""
-
-    def decorate(
-        method: Callable[Concatenate[SQLiteStore, _P], AsyncGenerator[_T, None]],
-    ) -> Callable[Concatenate[SQLiteStore, _P], AsyncGenerator[_T, None]]:
-        @functools.wraps(method)
-        async def guarded(
-            store: SQLiteStore, /, *args: _P.args, **kwargs: _P.kwargs
-        ) -> AsyncGenerator[_T, None]:
-            try:
-                async with contextlib.aclosing(method(store, *args, **kwargs)) as items:
-                    async for item in items:
-                        yield item
-            except sqlite3.Error as error:
-                raise _failure(store.path, action, error) from error
-
-        return guarded
-
-    return decorate
-
-
 class SQLiteStore:
     """One SQLite file: `async with SQLiteStore(path) as store:` opens (creating or upgrading it)
     and closes it."""
+
+    faults: ClassVar[tuple[type[Exception], ...]] = (sqlite3.Error,)
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self._connection: aiosqlite.Connection | None = None
         self._hold: _Hold | None = None
+
+    def failure(self, action: str, error: Exception) -> StoreError:
+        """The one-line StoreError for `error`, met while trying to `action`."""
+        return _failure(self.path, action, error)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> Self:
@@ -222,7 +178,7 @@ class SQLiteStore:
             if stopping is not None:
                 await stopping
         except sqlite3.Error as error:
-            raise _failure(self.path, "close the database", error) from error
+            raise self.failure("close the database", error) from error
         finally:
             if self._connection is not None:
                 connection, self._connection = self._connection, None
@@ -235,7 +191,7 @@ class SQLiteStore:
             raise StoreError(f"{self.path}: the store is not open")
         return self._connection
 
-    @_guarded("open the database")
+    @guarded("open the database")
     async def _connect(self) -> None:
         # isolation_level=None: no implicit transactions; each batch opens and ends its own.
         connection = aiosqlite.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT)
@@ -259,7 +215,7 @@ class SQLiteStore:
             raise
         self._connection = connection
 
-    @_guarded("begin a run")
+    @guarded("begin a run")
     async def begin_run(self, settings: Mapping[str, object], *, fresh: bool = False) -> Run:
         """Resume the latest run if it did not finish (unless `fresh`), else start a new one.
 
@@ -284,7 +240,7 @@ class SQLiteStore:
         hold.announce(run.id)
         return run
 
-    @_guarded("import claims")
+    @guarded("import claims")
     async def add_claims(self, run: Run, items: ClaimSource) -> ImportCounts:
         """Upsert claims by id (the later row wins) and attach them to `run`, a transaction a batch.
 
@@ -332,13 +288,13 @@ class SQLiteStore:
         """Rows changed by `sql` run once per row."""
         return (await self._db.executemany(statement, rows)).rowcount if rows else 0
 
-    @_guarded("attach the stored claims to the run")
+    @guarded("attach the stored claims to the run")
     async def add_all_claims(self, run: Run) -> int:
         """Attach every claim in the database to `run` (a re-check); returns how many were new to it."""
         cursor = await self._db.execute(sql.ATTACH_ALL, (run.id,))
         return cursor.rowcount
 
-    @_guarded_stream("read the claims to verify")
+    @guarded_stream("read the claims to verify")
     async def pending(self, run: Run) -> AsyncGenerator[Claim | InvalidClaim, None]:
         """The run's claims without a result: invalid ones first, then page by page.
 
@@ -354,7 +310,7 @@ class SQLiteStore:
                 return
             after = (rows[-1][0], rows[-1][1])
 
-    @_guarded("save results")
+    @guarded("save results")
     async def save(self, results: Sequence[Result]) -> Saved:
         """Store a batch of results and fold them into their claims' histories, in one transaction
         run whole on the database's thread: results (with their state), states and events are
@@ -372,7 +328,7 @@ class SQLiteStore:
         `on_saved` gets what each batch stored."""
         return ResultWriter(self, batch_size=batch_size, max_delay=max_delay, on_saved=on_saved)
 
-    @_guarded("attach the claims in those states to the run")
+    @guarded("attach the claims in those states to the run")
     async def add_claims_in_states(self, run: Run, states: Collection[State]) -> int:
         """Attach to `run` the stored claims whose state is one of `states` (`new` takes the claims
         never checked too); returns how many were new to the run."""
@@ -383,7 +339,7 @@ class SQLiteStore:
             attached += (await self._db.execute(sql.ATTACH_NEVER_FOLDED, {"run_id": run.id})).rowcount
         return attached
 
-    @_guarded("finish the run")
+    @guarded("finish the run")
     async def finish_run(self, run: Run, *, interrupted: bool = False) -> RunInfo:
         """Mark the run finished (or interrupted, to be resumed), record its counts, end the hold."""
         info = await self.run_info(run.id)
@@ -397,7 +353,7 @@ class SQLiteStore:
         self._release()
         return await self.run_info(run.id)
 
-    @_guarded("read the run")
+    @guarded("read the run")
     async def run_info(self, run_id: str | None = None) -> RunInfo:
         """The run `run_id` (None or "latest": the latest run) as it stands now."""
         run_id = await self._run_id(run_id)
@@ -417,13 +373,13 @@ class SQLiteStore:
             {status: counts[status] for status in Status if status in counts},
         )
 
-    @_guarded("list the runs")
+    @guarded("list the runs")
     async def runs(self) -> list[RunInfo]:
         """Every run, oldest first."""
         ids = await self._db.execute_fetchall(sql.RUN_IDS)
         return [await self.run_info(row[0]) for row in ids]
 
-    @_guarded_stream("read results")
+    @guarded_stream("read results")
     async def results(
         self, run_id: str | None = None, *, statuses: Collection[Status] = ()
     ) -> AsyncGenerator[Result, None]:
@@ -445,7 +401,7 @@ class SQLiteStore:
                 return
             after = rows[-1][0]
 
-    @_guarded("count the results")
+    @guarded("count the results")
     async def report(self, run_id: str | None = None, *, max_tag_values: int = 20) -> Report:
         """Counts of a run by status, by flag and by tag (the `max_tag_values` commonest values a key)."""
         info = await self.run_info(run_id)
@@ -457,7 +413,7 @@ class SQLiteStore:
         tags = tuple(TagCount(key, value, counts) for (key, value), counts in by_tag.items())
         return Report(info, {_stored("results: a flag", Flag, flag): n for flag, n in flags}, tags)
 
-    @_guarded_stream("read results")
+    @guarded_stream("read results")
     async def export_rows(
         self, run_id: str | None = None, *, statuses: Collection[Status] = ()
     ) -> AsyncGenerator[tuple[Result, ClaimFields], None]:
@@ -480,7 +436,7 @@ class SQLiteStore:
                 return
             after = rows[-1][0]
 
-    @_guarded_stream("read events")
+    @guarded_stream("read events")
     async def events(
         self, *, run_id: str | None = None, since: str | None = None, types: Collection[str] = ()
     ) -> AsyncGenerator[Event, None]:
@@ -504,7 +460,7 @@ class SQLiteStore:
             async for rowid, data in rows:
                 yield _stored(f"events row {rowid}", _event, data)
 
-    @_guarded("read the claim's history")
+    @guarded("read the claim's history")
     async def history(self, claim_id: str) -> list[tuple[Result, tuple[Event, ...]]]:
         """Every result of the claim in run order, each with the events it caused (in order).
 
@@ -519,7 +475,7 @@ class SQLiteStore:
         history = [_stored(f"a result of claim {claim_id}", _result, data) for (data,) in results]
         return [(result, tuple(caused.get(result.run_id, ()))) for result in history]
 
-    @_guarded("read the result")
+    @guarded("read the result")
     async def result(self, claim_id: str, run_id: str | None = None) -> Result | None:
         """The claim's result in run `run_id` (None: its latest result in any run), None if it has
         none there. `UnknownClaimError` for an unknown claim, StoreError for an unknown run."""
@@ -530,7 +486,7 @@ class SQLiteStore:
             row = await self._one(sql.RUN_RESULT, (await self._run_id(run_id), claim_id))
         return None if row is None else _stored(f"a result of claim {claim_id}", _result, row[0])
 
-    @_guarded("count the claims by state")
+    @guarded("count the claims by state")
     async def state_counts(self, run_id: str | None = None) -> dict[State, int]:
         """The run's decided claims by their state after it, in the order of `State` (a result
         stored before states existed counts as new)."""
@@ -539,7 +495,7 @@ class SQLiteStore:
         counts = {_stored(f"run {run}: a state", State, state): n for state, n in rows}
         return {state: counts[state] for state in State if state in counts}
 
-    @_guarded_stream("read the run's results")
+    @guarded_stream("read the run's results")
     async def report_rows(self, run_id: str | None = None) -> AsyncGenerator[ClaimRow, None]:
         """One row per result of the run (in the order decided), with its state and its claim's
         expected anchor: what the report's figures are computed from."""
@@ -554,7 +510,7 @@ class SQLiteStore:
                 return
             after = rows[-1][0]
 
-    @_guarded("read the runs' series")
+    @guarded("read the runs' series")
     async def run_points(self) -> list[RunPoint]:
         """Every run, oldest first: its live claims (state live or suspect after it), their
         referring domains, and its found, lost and recovered events (kept with a run when it
@@ -567,7 +523,7 @@ class SQLiteStore:
             points.append(_stored(f"run {run_id}: its points", _point(run_id, started_at), figures))
         return points
 
-    @_guarded("rebuild the claims' states and events")
+    @guarded("rebuild the claims' states and events")
     async def rebuild_history(self) -> tuple[int, int]:
         """Fold every claim's states and events again from the stored results alone, in run order
         (each run's own `confirm_runs` and `unreachable_runs`), restarting a usable claim whose
@@ -744,7 +700,7 @@ def _holder(descriptor: int) -> str:
 # Errors ---------------------------------------------------------------------------------------
 
 
-def _failure(path: str, action: str, error: sqlite3.Error) -> StoreError:
+def _failure(path: str, action: str, error: Exception) -> StoreError:
     """The one-line StoreError for `error`, met while trying to `action` on the database at `path`."""
     cause = str(error) or type(error).__name__
     hint = _hint(path, getattr(error, "sqlite_errorname", ""))
