@@ -2,7 +2,8 @@
 the session's PostgreSQL cluster, opened the same way and read back with plain SQL.
 
 The `backend` fixture (conftest.py) gives one of each in turn; a test written against `Backend`
-runs on both without a line of its own for either.
+runs on both without a line of its own for either. `claim` and `result` make the values the
+store tests save.
 """
 
 from __future__ import annotations
@@ -17,11 +18,32 @@ from typing import Any
 import asyncpg
 from postgres_cluster import Cluster
 
+from crawler.models import Claim, InvalidClaim, Result, Status
 from crawler.store.base import RunStore
 from crawler.store.postgres import PostgresStore
 from crawler.store.sqlite import Store
 
 _numbers = itertools.count()
+
+
+def claim(n: int, host: str = "a.example", **kwargs: Any) -> Claim:
+    """Claim `n`: page `n` of `host` linking to target `n`."""
+    return Claim(f"https://{host}/page-{n}", f"https://target.example/{n}", **kwargs)
+
+
+def result(item: Claim | InvalidClaim, run_id: str, status: Status = Status.MISSING, **kwargs: Any) -> Result:
+    """A result of `item` in `run_id`, checked at a fixed time."""
+    return Result(
+        claim_id=item.id,
+        source_url=item.source_url,
+        target_url=item.target_url,
+        tags=item.tags,
+        run_id=run_id,
+        checked_at="2026-01-02T03:04:05.678Z",
+        status=status,
+        **kwargs,
+    )
+
 
 DERIVED = {
     "sqlite": {

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from postgres_cluster import Cluster
-from stores import Backend
+from stores import Backend, claim
 
 from crawler.app import reporting
 from crawler.core.figures import RunPoint
@@ -31,10 +31,6 @@ from crawler.store.sqlite import Store
 
 SETTINGS: dict[str, object] = {"confirm_runs": 2, "unreachable_runs": 3}
 Make = Callable[[Claim | InvalidClaim, str], Result]
-
-
-def claim(n: int, host: str = "a.example", **kwargs: Any) -> Claim:
-    return Claim(f"https://{host}/page-{n}", f"https://target.example/{n}", **kwargs)
 
 
 def outcome(status: Status, **fields: Any) -> Make:

@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from postgres_cluster import Cluster
-from stores import DOWNGRADE, Backend
+from stores import DOWNGRADE, Backend, claim, result
 
 from crawler.config import Settings
 from crawler.core.history import EventType, State
 from crawler.engine.leases import leasing
 from crawler.errors import StoreError
-from crawler.models import Claim, ExpectedRel, Flag, InvalidClaim, Link, Region, Result, Status
+from crawler.models import Claim, ExpectedRel, Flag, InvalidClaim, Link, Region, Status
 from crawler.store import postgres_sql
 from crawler.store.base import ImportCounts, Run, RunStatus, Saved
 from crawler.store.postgres import PostgresStore
@@ -46,25 +46,6 @@ VERSION_1_ATTACHED = (
 VERSION_1_RESULT = """
     INSERT INTO results (run_id, claim_id, status, checked_at, data) VALUES ($1, $2, $3, $4, $5)
 """
-
-
-def claim(n: int, host: str = "a.example", **kwargs: object) -> Claim:
-    return Claim(f"https://{host}/page-{n}", f"https://target.example/{n}", **kwargs)  # type: ignore[arg-type]
-
-
-def result(
-    item: Claim | InvalidClaim, run_id: str, status: Status = Status.MISSING, **kwargs: object
-) -> Result:
-    return Result(
-        claim_id=item.id,
-        source_url=item.source_url,
-        target_url=item.target_url,
-        tags=item.tags,
-        run_id=run_id,
-        checked_at="2026-01-02T03:04:05.678Z",
-        status=status,
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from stores import claim, result
 
 import crawler
 from crawler.errors import StoreError
@@ -28,7 +29,6 @@ from crawler.models import (
     MatchMode,
     Redirect,
     Region,
-    Result,
     Status,
 )
 from crawler.store.base import ImportCounts, RunStatus, RunStore, TagCount
@@ -36,25 +36,6 @@ from crawler.store.sqlite import BATCH, IMPORT_BATCH, SQLiteStore, Store
 from crawler.store.sqlite_sql import MIGRATIONS
 
 SETTINGS = {"delay": 1.0, "user_agent": "backlink-crawler/test"}
-
-
-def claim(n: int, host: str = "a.example", **kwargs: object) -> Claim:
-    return Claim(f"https://{host}/page-{n}", f"https://target.example/{n}", **kwargs)  # type: ignore[arg-type]
-
-
-def result(
-    item: Claim | InvalidClaim, run_id: str, status: Status = Status.MISSING, **kwargs: object
-) -> Result:
-    return Result(
-        claim_id=item.id,
-        source_url=item.source_url,
-        target_url=item.target_url,
-        tags=item.tags,
-        run_id=run_id,
-        checked_at="2026-01-02T03:04:05.678Z",
-        status=status,
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 @pytest.fixture
