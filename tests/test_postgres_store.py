@@ -31,8 +31,10 @@ LEASES = Settings(lease=3.0, concurrency=4)
 _numbers = itertools.count()
 RENEWAL_WAITING = """
     SELECT count(*) > 0 FROM pg_stat_activity
-    WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE hosts SET expires_at%'
+    WHERE datname = current_database() AND wait_event_type = 'Lock'
+      AND query LIKE '%UPDATE hosts SET expires_at%'
 """
+"""A renewal (`postgres_sql.RENEW`) waits for a row lock in this test's database."""
 # Rows as the previous release (schema version 1) stored them.
 VERSION_1_RUN = (
     "INSERT INTO runs (id, started_at, status) VALUES ($1, '2026-01-01T00:00:00.000Z', 'finished')"
