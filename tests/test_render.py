@@ -26,7 +26,7 @@ from crawler.config import Settings
 from crawler.core import urls
 from crawler.engine.fetch import Fetcher
 from crawler.engine.politeness import Politeness
-from crawler.engine.render import Chromium, Ending, Failure, Rendered, Renderer, check_rendering
+from crawler.engine.render import Chromium, Ending, Failure, Rendered, Renderer, _PageRun, check_rendering
 from crawler.engine.robots_cache import RobotsCache
 from crawler.engine.subresources import SUBRESOURCE_CAP, CrawlerSubresources, Refusal
 from crawler.errors import RenderError
@@ -221,6 +221,26 @@ class TestScripts:
         assert spent < SHORT_TIMEOUT + BOUND
         assert after.ending is Ending.SETTLED
         assert "fine" in html_of(after)
+
+
+class TestSettling:
+    async def test_a_wait_cancelled_as_a_request_ends_stays_cancelled(self) -> None:
+        """The wait for quiet ends when the render gives up on it, even when one of the page's
+        requests ended just before: with Python 3.11's wait_for the cancel was lost, and a page
+        fetching every 100 ms kept the render waiting for ever (a full test run hung on
+        `test_a_page_that_never_settles_is_taken_at_render_timeout` once in ten). No browser:
+        the order of the wake-ups is set here, one step of the event loop at a time."""
+        unused = CrawlerSubresources.__new__(CrawlerSubresources)  # no request is made
+        run = _PageRun("https://a.test/", "", unused)
+        run._loaded()
+        settling = asyncio.create_task(run._settled())
+        await asyncio.sleep(0.05)  # waiting for 0.5 s of quiet, no request in flight
+        run._changed.set()  # a request of the page ends: its wake-up is scheduled...
+        await asyncio.sleep(0)  # ...and has run when the render gives the wait up
+        settling.cancel()
+        done, _ = await asyncio.wait({settling}, timeout=5)
+        assert done == {settling}
+        assert settling.cancelled()
 
 
 @ON_MODULE_LOOP

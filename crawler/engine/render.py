@@ -286,7 +286,8 @@ class Chromium:
     async def close_context(self, context: BrowserContext, launched: _Launched) -> None:
         """Close `context` (killing its renderer); a context that won't close retires its browser."""
         try:
-            await asyncio.wait_for(context.close(), CONTENT_GRACE)
+            async with asyncio.timeout(CONTENT_GRACE):
+                await context.close()
         except Exception:  # a timeout, or the browser is gone already
             log.warning("browser_context_close_failed", executable=self.executable)
             self._retire(launched, force=True)
@@ -316,7 +317,8 @@ class Chromium:
 
     async def _close(self, browser: Browser) -> None:
         try:
-            await asyncio.wait_for(browser.close(), 10)
+            async with asyncio.timeout(10):
+                await browser.close()
         except Exception:  # closing twice, or a browser past saving: the driver kills it on exit
             log.debug("browser_close_failed", executable=self.executable)
 
@@ -412,7 +414,9 @@ class Renderer:
         try:
             ending = await run.wait(context, wait_for, deadline)
             if ending is not Ending.FAILED:
-                return Rendered(run.url, await asyncio.wait_for(run.content(), CONTENT_GRACE), ending)
+                async with asyncio.timeout(CONTENT_GRACE):
+                    html = await run.content()
+                return Rendered(run.url, html, ending)
         except TimeoutError:
             return Rendered(run.url, None, Ending.FAILED, Failure.UNRESPONSIVE)
         except Error:  # the page crashed, or the browser is gone
@@ -513,8 +517,13 @@ class _PageRun:
             if left is not None and left <= 0:
                 return
             self._changed.clear()
+            # asyncio.timeout, never wait_for (here or anywhere a cancel must hold): Python 3.11's
+            # wait_for returns the result when a cancel arrives just after what it awaits is done,
+            # so a render given up as one of its requests ended went on waiting for quiet that a
+            # page fetching every 100 ms never gives (a test hung once in ten full runs).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._changed.wait()
 
     async def _route(self, route: Route) -> None:
         request = route.request

@@ -658,7 +658,8 @@ def _point(run_id: str, started_at: str, figures: Sequence[int]) -> RunPoint:
 
 async def _closed(pool: asyncpg.Pool) -> None:
     try:
-        await asyncio.wait_for(pool.close(), 10)
+        async with asyncio.timeout(10):
+            await pool.close()
     except (TimeoutError, *DB_ERRORS):
         pool.terminate()
 
