@@ -150,9 +150,9 @@ class Claim:
     """A claim: "the page `source_url` contains a link to `target_url`", and what was paid for.
 
     Built values are valid: a bad URL, rel or match mode, or text no database can store (a NUL, a
-    lone surrogate), raises `ClaimError`. `expected_rel`
-    and `match` take their enum or its word, as a file or a caller writes it (`"dofollow"` is
-    `follow`); `id` defaults to a stable hash of the two URLs.
+    lone surrogate), raises `ClaimError`. `expected_rel` and `match` take their enum or its word,
+    as a file or a caller writes it (`"dofollow"` is `follow`); `id` defaults to a stable hash of
+    the two URLs.
     """
 
     source_url: str
