@@ -24,6 +24,7 @@ from servers import Server, Servers, respond, running
 
 from crawler.config import Settings
 from crawler.core import urls
+from crawler.engine import render
 from crawler.engine.fetch import Fetcher
 from crawler.engine.politeness import Politeness
 from crawler.engine.render import Chromium, Ending, Failure, Rendered, Renderer, _PageRun, check_rendering
@@ -224,17 +225,21 @@ class TestScripts:
 
 
 class TestSettling:
-    async def test_a_wait_cancelled_as_a_request_ends_stays_cancelled(self) -> None:
+    async def test_a_wait_cancelled_as_a_request_ends_stays_cancelled(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """The wait for quiet ends when the render gives up on it, even when one of the page's
         requests ended just before: with Python 3.11's wait_for the cancel was lost, and a page
         fetching every 100 ms kept the render waiting for ever (a full test run hung on
         `test_a_page_that_never_settles_is_taken_at_render_timeout` once in ten). No browser:
-        the order of the wake-ups is set here, one step of the event loop at a time."""
+        the order of the wake-ups is set here, one step of the event loop at a time, and the quiet
+        asked for is an hour, so only the cancel can end the wait however slow the machine is."""
+        monkeypatch.setattr(render, "QUIET", 3600.0)
         unused = CrawlerSubresources.__new__(CrawlerSubresources)  # no request is made
         run = _PageRun("https://a.test/", "", unused)
         run._loaded()
         settling = asyncio.create_task(run._settled())
-        await asyncio.sleep(0.05)  # waiting for 0.5 s of quiet, no request in flight
+        await asyncio.sleep(0.05)  # waiting for an hour of quiet, no request in flight
         run._changed.set()  # a request of the page ends: its wake-up is scheduled...
         await asyncio.sleep(0)  # ...and has run when the render gives the wait up
         settling.cancel()
