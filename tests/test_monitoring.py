@@ -14,7 +14,7 @@ import dataclasses
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,9 @@ async def store(backend: Backend) -> AsyncIterator[RunStore]:
 
 
 async def one_run(
-    store: RunStore, made: list[tuple[Claim, Make]], settings: dict[str, object] | None = None
+    store: RunStore,
+    made: Sequence[tuple[Claim | InvalidClaim, Make]],
+    settings: dict[str, object] | None = None,
 ) -> Run:
     """A fresh run over the claims of `made`, each decided as its maker says, then finished."""
     await next_millisecond()
@@ -481,17 +483,10 @@ class TestBothStores:
                 broken = InvalidClaim(
                     "broken", "nonsense", "", "row 9: source_url: not a URL", {"case": "broken"}
                 )
-                made: list[tuple[Claim, Make]] = [
-                    (moved, PRESENT),
-                    (claims["gone"], GONE),
-                    (claims["robots"], DOWN),
-                ]
-                await next_millisecond()
-                run = await store.begin_run(SETTINGS, fresh=True)
-                await store.add_claims(run, [item for item, _ in made] + [broken])
-                await store.save([make(item, run.id) for item, make in made] + [INVALID(broken, run.id)])
-                await next_millisecond()
-                await store.finish_run(run)
+                await one_run(
+                    store,
+                    [(moved, PRESENT), (claims["gone"], GONE), (claims["robots"], DOWN), (broken, INVALID)],
+                )
                 got.append(await answers(store))
                 assert await store.rebuild_history() == (
                     len(SCENARIOS) + 1,
