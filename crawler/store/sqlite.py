@@ -63,7 +63,6 @@ import functools
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import socket
 import sqlite3
@@ -90,7 +89,7 @@ from crawler.core import urls
 from crawler.core.figures import ClaimRow, RunPoint
 from crawler.core.history import Event, EventType, State
 from crawler.errors import ClaimError, RunHeldError, StoreError, UnknownClaimError
-from crawler.models import Claim, Flag, InvalidClaim, Result, Status
+from crawler.models import Claim, Flag, InvalidClaim, Result, Status, new_run_id
 from crawler.store import sqlite_history as fold
 from crawler.store import sqlite_sql as sql
 from crawler.store.base import (
@@ -235,7 +234,7 @@ class SQLiteStore:
             if row is not None and row[2] != RunStatus.FINISHED:
                 await db.execute(sql.INTERRUPT_RUN, (row[0],))
             now = datetime.now(UTC)
-            run = Run(f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", _iso(now), resumed=False)
+            run = Run(new_run_id(now), _iso(now), resumed=False)
             await db.execute(sql.BEGIN_RUN, (run.id, run.started_at, settings_json))
         hold.announce(run.id)
         return run
