@@ -27,6 +27,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from types import TracebackType
 from typing import Any, ClassVar, Concatenate, ParamSpec, Protocol, Self, TypeVar
@@ -378,6 +379,12 @@ async def batches(items: Iterable[_T] | AsyncIterable[_T], size: int) -> AsyncIt
 
 def _take(iterator: Iterator[_T], size: int) -> list[_T]:
     return list(itertools.islice(iterator, size))
+
+
+def stored_time(moment: datetime) -> str:
+    """A UTC time as both stores write it: ISO 8601 to the millisecond (cut, not rounded), e.g.
+    `2026-01-01T08:00:00.000Z`."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Guarded(Protocol):

@@ -72,6 +72,7 @@ from crawler.store.base import (
     batches,
     guarded,
     guarded_stream,
+    stored_time,
 )
 
 _T = TypeVar("_T")
@@ -236,7 +237,7 @@ class PostgresStore:
                         break
                     continue
                 now = datetime.now(UTC)
-                run = Run(new_run_id(now), _iso(now), resumed=False)
+                run = Run(new_run_id(now), stored_time(now), resumed=False)
                 if await db.fetchval(sql.BEGIN_RUN, run.id, run.started_at, settings_json) is not None:
                     break
             # Another process started or resumed a run at the same moment: join that one.
@@ -270,7 +271,7 @@ class PostgresStore:
             await self._leases.close()  # hosts given back now, not after the lease runs out
         info = await self.run_info(run.id)
         counts = json.dumps({status.value: n for status, n in info.by_status.items()})
-        finished = (_iso(datetime.now(UTC)), info.claims, info.decided, counts)
+        finished = (stored_time(datetime.now(UTC)), info.claims, info.decided, counts)
         async with self._db.acquire() as db, db.transaction():
             if await db.fetchval(sql.LOCK_RUN, run.id) == RunStatus.RUNNING:
                 status = None
@@ -724,7 +725,3 @@ def _claim_of(row: Mapping[str, Any]) -> Claim | InvalidClaim:
         )
     except ClaimError as error:
         return InvalidClaim(claim_id, source, target, f"stored claim: {error}", tags)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -107,6 +107,7 @@ from crawler.store.base import (
     batches,
     guarded,
     guarded_stream,
+    stored_time,
 )
 
 if sys.platform == "win32":
@@ -234,7 +235,7 @@ class SQLiteStore:
             if row is not None and row[2] != RunStatus.FINISHED:
                 await db.execute(sql.INTERRUPT_RUN, (row[0],))
             now = datetime.now(UTC)
-            run = Run(new_run_id(now), _iso(now), resumed=False)
+            run = Run(new_run_id(now), stored_time(now), resumed=False)
             await db.execute(sql.BEGIN_RUN, (run.id, run.started_at, settings_json))
         hold.announce(run.id)
         return run
@@ -252,7 +253,7 @@ class SQLiteStore:
         return counts
 
     async def _import(self, run: Run, batch: list[Claim | InvalidClaim]) -> ImportCounts:
-        now = _iso(datetime.now(UTC))
+        now = stored_time(datetime.now(UTC))
         rows = list({item.id: _claim_row(item, now, run.id) for item in batch}.values())  # last one wins
         try:  # the BEGIN too: cancelled while it waits, it still runs, and must be rolled back
             await self._db.execute(sql.BEGIN_WRITE)
@@ -344,7 +345,7 @@ class SQLiteStore:
         info = await self.run_info(run.id)
         counts = json.dumps({status.value: n for status, n in info.by_status.items()})
         status = RunStatus.INTERRUPTED if interrupted else RunStatus.FINISHED
-        finished = (status.value, _iso(datetime.now(UTC)), info.claims, info.decided, counts, run.id)
+        finished = (status.value, stored_time(datetime.now(UTC)), info.claims, info.decided, counts, run.id)
         await self._db.execute(sql.FINISH_RUN, finished)
         points = await _call(self._db, functools.partial(fold.point, run_id=run.id))
         await self._db.execute(sql.SET_POINTS, (points, run.id))
@@ -581,7 +582,7 @@ class _Hold:
     def __init__(self, path: str, descriptor: int) -> None:
         self.path = path
         self._descriptor = descriptor
-        self._since = _iso(datetime.now(UTC))
+        self._since = stored_time(datetime.now(UTC))
         # A store dropped without being closed (its close interrupted) still lets go, when collected.
         self._close = weakref.finalize(self, os.close, descriptor)
 
@@ -957,7 +958,3 @@ def _claim_of(row: sqlite3.Row) -> Claim | InvalidClaim:
         return Claim(source, target, anchor, rel, match, claim_id, tags)
     except ClaimError as error:
         return InvalidClaim(claim_id, source, target, f"stored claim: {error}", tags)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
