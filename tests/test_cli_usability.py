@@ -52,29 +52,42 @@ class TestHelpAndGlobalOptions:
         assert done.code == 0, done.stderr
         assert done.stdout == ""
 
+    async def test_a_worker_on_a_sqlite_database_is_refused(self, site: Server, tmp_path: Path) -> None:
+        """`crawler worker` needs PostgreSQL: on a SQLite database, one line naming it, exit 2, and
+        the database's run left to the process that holds it."""
+        claims = _claims_csv(site, tmp_path / "claims.csv")
+        assert (await crawler("verify", str(claims), "--db", "c.sqlite", "-q", cwd=tmp_path)).code == 0
+        before = (tmp_path / "c.sqlite").read_bytes()
+        done = await crawler("worker", "--db", "c.sqlite", cwd=tmp_path)
+        assert done.code == 2
+        assert "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "worker needs a PostgreSQL --db (postgresql://...), not c.sqlite" in done.stderr
+        assert (tmp_path / "c.sqlite").read_bytes() == before
 
+
+@pytest.mark.parametrize("option", ["--output", "--events"])
 class TestOutputNeverDestroysInputs:
-    async def test_output_naming_an_input_is_refused(self, site: Server, tmp_path: Path) -> None:
-        """`--output` naming a claims file exits 2 and leaves the file as it was."""
+    async def test_output_naming_an_input_is_refused(self, site: Server, tmp_path: Path, option: str) -> None:
+        """`--output` or `--events` naming a claims file exits 2 and leaves the file as it was."""
         claims = _claims_csv(site, tmp_path / "claims.csv")
         before = claims.read_bytes()
-        done = await crawler(
-            "verify", str(claims), "--db", "c.sqlite", "--output", "claims.csv", cwd=tmp_path
-        )
+        done = await crawler("verify", str(claims), "--db", "c.sqlite", option, "claims.csv", cwd=tmp_path)
         assert done.code == 2
-        assert "--output" in done.stderr
+        assert f"{option} claims.csv: names {claims}" in done.stderr
         assert claims.read_bytes() == before
         assert not (tmp_path / "c.sqlite").exists()
 
     async def test_output_naming_the_database_through_a_link_is_refused(
-        self, site: Server, tmp_path: Path
+        self, site: Server, tmp_path: Path, option: str
     ) -> None:
         """A hard link to the database is the database: exit 2, earlier runs kept."""
         claims = _claims_csv(site, tmp_path / "claims.csv")
         assert (await crawler("verify", str(claims), "--db", "c.sqlite", "-q", cwd=tmp_path)).code == 0
         os.link(tmp_path / "c.sqlite", tmp_path / "other-name")
-        done = await crawler("verify", "--db", "c.sqlite", "--output", "other-name", cwd=tmp_path)
+        done = await crawler("verify", "--db", "c.sqlite", option, "other-name", cwd=tmp_path)
         assert done.code == 2
+        assert f"{option} other-name: names c.sqlite" in done.stderr
         with sqlite3.connect(tmp_path / "c.sqlite") as db:
             assert db.execute("SELECT count(*) FROM runs").fetchone() == (1,)
 
