@@ -88,7 +88,7 @@ class TestLossConfirmed:
         self, changing: tuple[Site, Server], tmp_path: Path, db: str
     ) -> None:
         """Run 1 live; the link goes: run 2 suspect (no event); run 3 lost, reported by changes,
-        history, --events, --fail-on-event and the webhook."""
+        history, --events, --fail-on-event and the webhook; history of an unknown id is exit 2."""
         site, server = changing
         hook = {"CRAWLER_NOTIFY": server.url("/hook")}
         assert (await verify(tmp_path, db, "claims.csv", "-q", env=hook))[0] == 0
@@ -112,6 +112,10 @@ class TestLossConfirmed:
         assert [row["events"] for row in rows[:-1]] == [["found"], [], ["lost"]]
         assert rows[-1]["summary"]["live_runs"] == 1
         assert rows[-1]["summary"]["runs"] == 3
+        unknown = await cli("history", "nope", "--db", db, cwd=tmp_path)
+        assert (unknown.code, unknown.stdout) == (2, "")
+        assert "nope" in unknown.stderr
+        assert "Traceback" not in unknown.stderr
 
         assert len(site.posted) == 3
         last = site.posted[-1]
