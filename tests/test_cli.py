@@ -560,6 +560,8 @@ class TestInterrupt:
         assert _db_rows(db, "SELECT status FROM runs") == [("finished",)]
         # Pages whose results were saved before the stop were not fetched again.
         assert [slow.log.count(f"/p{claim[1:]}") for claim in saved] == [1] * len(saved)
+        # robots.txt once in each process: the stopped process's answer went with it.
+        assert slow.log.count("/robots.txt") == 2
 
     async def test_fresh_starts_a_new_run(self, servers: Servers, tmp_path: Path) -> None:
         """--fresh leaves an interrupted run alone and starts a new one with every claim."""

@@ -18,7 +18,11 @@ from settings_for_tests import fast
 
 import crawler
 from crawler.config import Settings
+from crawler.engine import robots_cache
+from crawler.engine.fetch import Fetcher
 from crawler.engine.pipeline import RESULTS_AHEAD, verify
+from crawler.engine.politeness import Politeness
+from crawler.engine.robots_cache import RobotsCache
 from crawler.models import Claim, Flag, InvalidClaim, Redirect, Result, Status
 
 # Server-side gaps may come out a little short of the client's spacing: the first request to
@@ -263,6 +267,24 @@ class TestRobots:
         host = await site(servers, "127.0.0.2", {"/p/{n}": respond(LINKED)})
         await run([Claim(host.url(f"/p/{n}"), TARGET) for n in range(8)], fast(per_host=4))
         assert host.log.count("/robots.txt") == 1
+
+    async def test_an_answer_older_than_a_day_is_fetched_again(
+        self, servers: Servers, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An origin's robots.txt answer is kept 24 h at most (`ROBOTS_TTL`, here cut to 50 ms once
+        the answer is in): a later page of a long run asks again."""
+        host = await site(servers, "127.0.0.2", {})
+        settings = fast()
+        gates = Politeness(concurrency=settings.concurrency, per_host=settings.per_host, delay=0.0)
+        async with Fetcher(settings, gates) as client:
+            cache = RobotsCache(client, settings)
+            await cache.get(host.url(""))
+            await cache.get(host.url(""))
+            assert host.log.count("/robots.txt") == 1
+            monkeypatch.setattr(robots_cache, "ROBOTS_TTL", 0.05)
+            await asyncio.sleep(0.1)
+            await cache.get(host.url(""))
+            assert host.log.count("/robots.txt") == 2
 
     async def test_no_response_is_unreachable_not_blocked(self, servers: Servers) -> None:
         """DNS failure and connection refused on robots.txt make the page unreachable."""
